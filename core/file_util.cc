@@ -1,0 +1,112 @@
+#include "core/file_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace spinnet {
+namespace {
+
+absl::Status ErrnoError(const std::string& what, const std::string& path) {
+  const int err = errno;
+  const std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
+  return err == ENOENT ? absl::NotFoundError(msg) : absl::InternalError(msg);
+}
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoError("cannot open", path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) return ErrnoError("cannot read", path);
+  return out.str();
+}
+
+absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path) {
+  auto raw = ReadFile(path);
+  if (!raw.ok() || raw->size() < 2 || (*raw)[0] != '\x1f' ||
+      (*raw)[1] != '\x8b') {
+    return raw;
+  }
+  z_stream zs;
+  std::memset(&zs, 0, sizeof(zs));
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) {
+    return absl::InternalError("zlib inflateInit2 failed");
+  }
+  zs.next_in = reinterpret_cast<Bytef*>(raw->data());
+  zs.avail_in = static_cast<uInt>(raw->size());
+  std::string out;
+  char buf[1 << 16];
+  int rc;
+  do {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof(buf);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) {
+      inflateEnd(&zs);
+      return absl::DataLossError(
+          absl::StrCat(path, ": corrupt gzip data (zlib error ", rc, ")"));
+    }
+    out.append(buf, sizeof(buf) - zs.avail_out);
+  } while (rc != Z_STREAM_END);
+  inflateEnd(&zs);
+  return out;
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0644);
+  if (fd < 0) return ErrnoError("cannot create", tmp);
+  const char* p = contents.data();
+  size_t left = contents.size();
+  while (left > 0) {
+    const ssize_t n = write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      absl::Status s = ErrnoError("cannot write", tmp);
+      close(fd);
+      unlink(tmp.c_str());
+      return s;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    absl::Status s = ErrnoError("cannot fsync", tmp);
+    close(fd);
+    unlink(tmp.c_str());
+    return s;
+  }
+  close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status s = ErrnoError("cannot rename to", path);
+    unlink(tmp.c_str());
+    return s;
+  }
+  const std::string dir = DirName(path);
+  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return ErrnoError("cannot open directory", dir);
+  const int rc = fsync(dfd);
+  close(dfd);
+  if (rc != 0) return ErrnoError("cannot fsync directory", dir);
+  return absl::OkStatus();
+}
+
+}  // namespace spinnet

@@ -1,0 +1,25 @@
+// Whole-file reads and crash-safe writes.
+#ifndef SPINNET_CORE_FILE_UTIL_H_
+#define SPINNET_CORE_FILE_UTIL_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace spinnet {
+
+// Reads a whole file; NOT_FOUND if it does not exist.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Reads a file, gunzipping it when it starts with the gzip magic bytes.
+absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path);
+
+// Writes `contents` so that after a crash at any moment `path` holds either
+// its old contents or the new ones: temp file, fsync, rename, fsync dir.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
+
+}  // namespace spinnet
+
+#endif  // SPINNET_CORE_FILE_UTIL_H_

@@ -1,0 +1,39 @@
+// Portable, reproducible randomness: std::mt19937_64 is specified bit for bit,
+// but the standard distributions are not, so the draws are written here.
+#ifndef SPINNET_CORE_RANDOM_H_
+#define SPINNET_CORE_RANDOM_H_
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace spinnet {
+
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : engine_(seed) {}
+  // Derives an independent stream, e.g. Rng(seed, "shuffle", epoch).
+  Rng(uint64_t seed, uint64_t stream, uint64_t index = 0);
+
+  double Uniform();                 // [0, 1)
+  uint64_t Below(uint64_t n);       // [0, n), unbiased
+  double Normal();                  // standard normal (Box-Muller)
+  void Shuffle(std::vector<int>* v);  // Fisher-Yates
+
+ private:
+  std::mt19937_64 engine_;
+  bool has_spare_ = false;
+  double spare_ = 0;
+};
+
+// Named random streams, so each use of the seed is independent.
+enum RngStream : uint64_t {
+  kInitStream = 1,
+  kMaskStream = 2,
+  kShuffleStream = 3,
+  kSplitStream = 4,
+};
+
+}  // namespace spinnet
+
+#endif  // SPINNET_CORE_RANDOM_H_
