@@ -9,14 +9,15 @@ namespace spinnet {
 Bptt::Bptt(const NetworkConfig& config, const DeviceParams& device)
     : config_(config), device_(device) {}
 
-BatchResult Bptt::Run(const Vector& params, const Matrix& inputs,
+BatchResult Bptt::Run(const Vector& params, const Eigen::Ref<const Matrix>& inputs,
                       const std::vector<int>& labels, double loss_scale,
                       Vector* grad) {
   const Network net(config_, device_, params);
   const int L = config_.layers, N = config_.neurons, d = config_.input_dim;
   const Index B = inputs.cols();
   SPINNET_CHECK(inputs.rows() % d == 0);
-  SPINNET_CHECK(static_cast<Index>(labels.size()) == B);
+  SPINNET_CHECK(labels.empty() || static_cast<Index>(labels.size()) == B);
+  SPINNET_CHECK(grad == nullptr || !labels.empty());
   const Index K = inputs.rows() / d;
   const Index T = K * config_.substeps;
   const bool record = grad != nullptr;
@@ -63,6 +64,9 @@ BatchResult Bptt::Run(const Vector& params, const Matrix& inputs,
   Network::Softmax(logits_, &probs_);
 
   BatchResult r;
+  r.energy_sum = stats_.energy_joules.sum();
+  r.drive_sum = stats_.drive.sum();
+  if (labels.empty()) return r;
   for (Index b = 0; b < B; ++b) {
     const int label = labels[b];
     SPINNET_CHECK(label >= 0 && label < config_.num_classes);
@@ -74,13 +78,11 @@ BatchResult Bptt::Run(const Vector& params, const Matrix& inputs,
     probs_.col(b).maxCoeff(&argmax);
     r.correct += argmax == label;
   }
-  r.energy_sum = stats_.energy_joules.sum();
-  r.drive_sum = stats_.drive.sum();
   if (record) Backward(net, inputs, labels, loss_scale, grad);
   return r;
 }
 
-void Bptt::Backward(const Network& net, const Matrix& inputs,
+void Bptt::Backward(const Network& net, const Eigen::Ref<const Matrix>& inputs,
                     const std::vector<int>& labels, double loss_scale,
                     Vector* grad) {
   const ParamLayout& layout = net.layout();

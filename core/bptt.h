@@ -26,9 +26,10 @@ class Bptt {
   Bptt(const NetworkConfig& config, const DeviceParams& device);
 
   // Runs sequences `inputs` ((K*d) x B: column b is sequence b, time step k
-  // in rows k*d .. k*d+d-1) with integer labels in [0, C). If grad is not
-  // null, adds loss_scale * d(loss_sum)/d(params) into *grad (unmasked).
-  BatchResult Run(const Vector& params, const Matrix& inputs,
+  // in rows k*d .. k*d+d-1) with integer labels in [0, C), or with no labels
+  // (inference: loss and accuracy stay 0). If grad is not null (labels
+  // required), adds loss_scale * d(loss_sum)/d(params) into *grad (unmasked).
+  BatchResult Run(const Vector& params, const Eigen::Ref<const Matrix>& inputs,
                   const std::vector<int>& labels, double loss_scale,
                   Vector* grad);
 
@@ -37,7 +38,7 @@ class Bptt {
   const SequenceStats& stats() const { return stats_; }
 
  private:
-  void Backward(const Network& net, const Matrix& inputs,
+  void Backward(const Network& net, const Eigen::Ref<const Matrix>& inputs,
                 const std::vector<int>& labels, double loss_scale,
                 Vector* grad);
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -38,18 +39,23 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path) {
-  auto raw = ReadFile(path);
-  if (!raw.ok() || raw->size() < 2 || (*raw)[0] != '\x1f' ||
-      (*raw)[1] != '\x8b') {
-    return raw;
+  absl::StatusOr<std::string> raw = ReadFile(path);
+  if (!raw.ok()) return raw;
+  return MaybeGunzip(*std::move(raw), path);
+}
+
+absl::StatusOr<std::string> MaybeGunzip(std::string data,
+                                        const std::string& source) {
+  if (data.size() < 2 || data[0] != '\x1f' || data[1] != '\x8b') {
+    return data;
   }
   z_stream zs;
   std::memset(&zs, 0, sizeof(zs));
   if (inflateInit2(&zs, 15 + 16) != Z_OK) {
     return absl::InternalError("zlib inflateInit2 failed");
   }
-  zs.next_in = reinterpret_cast<Bytef*>(raw->data());
-  zs.avail_in = static_cast<uInt>(raw->size());
+  zs.next_in = reinterpret_cast<Bytef*>(data.data());
+  zs.avail_in = static_cast<uInt>(data.size());
   std::string out;
   char buf[1 << 16];
   int rc;
@@ -60,7 +66,7 @@ absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path) {
     if (rc != Z_OK && rc != Z_STREAM_END) {
       inflateEnd(&zs);
       return absl::DataLossError(
-          absl::StrCat(path, ": corrupt gzip data (zlib error ", rc, ")"));
+          absl::StrCat(source, ": corrupt gzip data (zlib error ", rc, ")"));
     }
     out.append(buf, sizeof(buf) - zs.avail_out);
   } while (rc != Z_STREAM_END);

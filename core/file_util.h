@@ -15,6 +15,12 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // Reads a file, gunzipping it when it starts with the gzip magic bytes.
 absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path);
 
+// Gunzips `data` when it starts with the gzip magic bytes, else returns it
+// unchanged. Lets a caller checksum the raw bytes before decompressing them
+// without reading the file twice. `source` names the data in errors.
+absl::StatusOr<std::string> MaybeGunzip(std::string data,
+                                        const std::string& source);
+
 // Writes `contents` so that after a crash at any moment `path` holds either
 // its old contents or the new ones: temp file, fsync, rename, fsync dir.
 absl::Status WriteFileAtomically(const std::string& path,

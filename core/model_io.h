@@ -38,11 +38,21 @@ struct Checkpoint {
   int64_t adam_step = 0;
   int epochs_done = 0;
   std::vector<EpochMetrics> history;  // one entry per completed epoch
+
+  // model.Validate() plus the optimizer state and history matching it.
+  absl::Status Validate() const;
 };
+
+// Version of the payload layout of both file kinds; bump it whenever the
+// layout changes, so an old reader refuses a new file instead of misreading it.
+inline constexpr uint32_t kModelFormatVersion = 1;
 
 // Binary format: magic, format version, payload, SHA-256 of everything
 // before it. Loading checks all of it: a truncated, corrupted or foreign
 // file is DATA_LOSS / INVALID_ARGUMENT with a message, never a crash.
+// Serialize* write whatever they are given; Parse* accept only what passes
+// Validate. Save* therefore refuse (INVALID_ARGUMENT) what Validate rejects,
+// so a bad model is caught when it is written, not when it is next loaded.
 std::string SerializeModel(const Model& model);
 absl::StatusOr<Model> ParseModel(absl::string_view bytes);
 absl::Status SaveModel(const Model& model, const std::string& path);

@@ -1,0 +1,118 @@
+#include "core/inference.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/bptt.h"
+#include "core/parallel.h"
+#include "core/status_macros.h"
+
+namespace spinnet {
+namespace {
+
+Classification MakeClassification(const Model& model,
+                                  const Eigen::Ref<const Vector>& probs,
+                                  double energy_joules) {
+  Classification c;
+  Index best;
+  probs.maxCoeff(&best);
+  c.class_index = static_cast<int>(best);
+  c.label = model.class_labels[best];
+  c.probabilities = probs;
+  c.energy_joules = energy_joules;
+  return c;
+}
+
+}  // namespace
+
+absl::Status ValidateSequences(const Model& model, const Matrix& sequences) {
+  const int d = model.network.input_dim;
+  if (sequences.cols() == 0) {
+    return absl::InvalidArgumentError("no sequences to classify");
+  }
+  if (sequences.rows() == 0) {
+    return absl::InvalidArgumentError("sequence length 0; need >= 1 step");
+  }
+  if (sequences.rows() % d != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(sequences.rows(), " values per sequence is not a ",
+                     "multiple of the model's input dimension ", d));
+  }
+  for (Index j = 0; j < sequences.cols(); ++j) {
+    for (Index i = 0; i < sequences.rows(); ++i) {
+      if (!std::isfinite(sequences(i, j))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sequence ", j, ", step ", i / d, ": value ", sequences(i, j),
+            " is not finite"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
+                                                     const Matrix& sequences,
+                                                     int threads) {
+  RETURN_IF_ERROR(ValidateSequences(model, sequences));
+  const int n = static_cast<int>(sequences.cols());
+  std::vector<Classification> out(n);
+  ParallelFor(threads, n, [&](int, int begin, int end) {
+    Bptt runner(model.network, model.device);
+    runner.Run(model.params, sequences.middleCols(begin, end - begin), {}, 0,
+               nullptr);
+    for (int i = begin; i < end; ++i) {
+      out[i] = MakeClassification(model, runner.probabilities().col(i - begin),
+                                  runner.stats().energy_joules[i - begin]);
+    }
+  });
+  return out;
+}
+
+StreamingSession::StreamingSession(std::shared_ptr<const Model> model)
+    : model_(std::move(model)),
+      net_(model_->network, model_->device, model_->params) {
+  z_.resize(model_->network.layers);
+  for (auto& z : z_) z.resize(model_->network.neurons, 1);
+  u_.resize(model_->network.input_dim, 1);
+  Reset();
+}
+
+void StreamingSession::Reset() {
+  net_.InitState(1, &state_);
+  stats_.Reset(1);
+  steps_ = 0;
+}
+
+absl::Status StreamingSession::Feed(absl::Span<const double> sample) {
+  const int d = model_->network.input_dim;
+  if (static_cast<int>(sample.size()) != d) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "time step has ", sample.size(), " values; the model takes ", d));
+  }
+  for (int i = 0; i < d; ++i) {
+    if (!std::isfinite(sample[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("value ", i, " of the time step is not finite"));
+    }
+    u_(i, 0) = sample[i];
+  }
+  net_.InputDrive(u_, &drive0_);
+  for (int j = 0; j < model_->network.substeps; ++j) {
+    net_.Step(drive0_, &state_, &z_, &stats_);
+  }
+  ++steps_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Classification> StreamingSession::Current() const {
+  if (steps_ == 0) {
+    return absl::FailedPreconditionError(
+        "no time step fed yet; send at least one before asking for a class");
+  }
+  Matrix logits, probs;
+  net_.Logits(state_, &logits);
+  Network::Softmax(logits, &probs);
+  return MakeClassification(*model_, probs.col(0), stats_.energy_joules[0]);
+}
+
+}  // namespace spinnet

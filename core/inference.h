@@ -1,0 +1,66 @@
+// Classification with a trained model: whole sequences in a batch, or one
+// time step at a time in a StreamingSession (same Euler step, same result).
+#ifndef SPINNET_CORE_INFERENCE_H_
+#define SPINNET_CORE_INFERENCE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/eigen_types.h"
+#include "core/model_io.h"
+#include "core/network.h"
+
+namespace spinnet {
+
+struct Classification {
+  int class_index = -1;
+  std::string label;
+  Vector probabilities;        // num_classes, sums to 1
+  double energy_joules = 0;    // model.md 8 (0 for the CTRNN: no device)
+};
+
+// Checks that `sequences` ((K*d) x n, as Dataset::values) fits the model:
+// d divides the rows, K >= 1, every value finite.
+absl::Status ValidateSequences(const Model& model, const Matrix& sequences);
+
+// Classifies each column of `sequences`; `threads` splits the batch.
+absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
+                                                     const Matrix& sequences,
+                                                     int threads = 1);
+
+// A stream of samples through one model: Feed() advances the network by one
+// input interval (dt_in, `substeps` Euler steps); Current() reads the class
+// probabilities of the sequence so far. Not thread-safe; cheap (a few KiB).
+class StreamingSession {
+ public:
+  explicit StreamingSession(std::shared_ptr<const Model> model);
+
+  // One time step of d values. INVALID_ARGUMENT on a wrong size or a
+  // non-finite value; the state is unchanged then.
+  absl::Status Feed(absl::Span<const double> sample);
+  // Classification of the steps fed since the last Reset (FAILED_PRECONDITION
+  // before the first step).
+  absl::StatusOr<Classification> Current() const;
+  // Starts a new sequence.
+  void Reset();
+
+  int64_t steps() const { return steps_; }
+  const Model& model() const { return *model_; }
+
+ private:
+  std::shared_ptr<const Model> model_;
+  Network net_;
+  NetworkState state_;
+  std::vector<Matrix> z_;
+  Matrix drive0_;
+  Matrix u_;
+  SequenceStats stats_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace spinnet
+
+#endif  // SPINNET_CORE_INFERENCE_H_

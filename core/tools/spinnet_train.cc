@@ -1,0 +1,440 @@
+// spinnet-train: trains a network offline (core only) or runs a sweep.
+// Run with --help for the flags.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/dataset.h"
+#include "core/model_io.h"
+#include "core/status_macros.h"
+#include "core/sweep.h"
+#include "core/trainer.h"
+#include "core/training_flags.h"
+
+namespace spinnet {
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+void OnSigint(int) { g_interrupted = 1; }
+
+struct ToolFlag {
+  const char* name;
+  const char* help;
+  bool is_bool;
+};
+
+constexpr ToolFlag kToolFlags[] = {
+    {"dataset", "'digits' (built in) or the path of a CSV file: one sequence "
+                "per line, label then K*d values (.csv or .csv.gz)", false},
+    {"test-dataset", "CSV file to evaluate on instead of the fixed 80/20 "
+                     "split of --dataset", false},
+    {"input-dim", "values per time step d in CSV files (default 1)", false},
+    {"out", "write the trained model to this file", false},
+    {"checkpoint", "write a resumable checkpoint here after every epoch",
+     false},
+    {"resume", "continue the run saved in this checkpoint (training "
+               "settings come from it; only --threads may change)", false},
+    {"json", "print one JSON object per epoch (sweep: per grid point)", true},
+    {"sweep", "train every combination of comma-separated flag values, "
+              "e.g. --dt-in 0.5,1,2 --seeds 0-9", true},
+    {"seeds", "sweep seeds: list and ranges, e.g. 0-9 or 1,5,7 "
+              "(default: --seed)", false},
+    {"help", "show this help", true},
+};
+
+const ToolFlag* FindToolFlag(const std::string& name) {
+  for (const ToolFlag& f : kToolFlags) {
+    if (name == f.name) return &f;
+  }
+  return nullptr;
+}
+
+void PrintHelp() {
+  std::printf(
+      "usage: spinnet-train [flags]\n"
+      "Trains a spin-torque-oscillator (or CTRNN) network by BPTT.\n\n");
+  TrainingSpec defaults;
+  for (const ToolFlag& f : kToolFlags) {
+    std::printf("  --%-20s %s\n", f.name, f.help);
+  }
+  std::printf("\ntraining settings (default in brackets):\n");
+  for (const TrainingFlag& f : TrainingFlags()) {
+    std::printf("  --%-20s %s [%s]\n", f.name.c_str(), f.help.c_str(),
+                f.get(defaults).c_str());
+  }
+  std::printf(
+      "\nExit status: 0 done, 1 runtime error, 2 bad flags, 130 "
+      "interrupted.\n");
+}
+
+// Parsed command line: flag name -> raw value (lists unparsed).
+struct CommandLine {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> order;  // training flags in the order given
+};
+
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv) {
+  CommandLine cl;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected argument '", arg, "'; flags start with --"));
+    }
+    arg = arg.substr(2);
+    std::string name = arg, value;
+    const size_t eq = arg.find('=');
+    const bool has_value = eq != std::string::npos;
+    if (has_value) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    const ToolFlag* tool = FindToolFlag(name);
+    const TrainingFlag* train = FindTrainingFlag(name);
+    if (tool == nullptr && train == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
+    }
+    const bool is_bool = tool ? tool->is_bool : train->is_bool;
+    if (!has_value && !is_bool) {
+      if (i + 1 >= argc) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " needs a value"));
+      }
+      value = argv[++i];
+    }
+    if (cl.values.count(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", name, " given twice"));
+    }
+    cl.values[name] = value;
+    if (train != nullptr) cl.order.push_back(name);
+  }
+  return cl;
+}
+
+// "0-9" or "1,5,7" or mixtures.
+absl::StatusOr<std::vector<uint64_t>> ParseSeeds(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    std::vector<std::string> range = absl::StrSplit(part, '-');
+    uint64_t lo, hi;
+    if (range.size() == 1 && absl::SimpleAtoi(range[0], &lo)) {
+      seeds.push_back(lo);
+    } else if (range.size() == 2 && absl::SimpleAtoi(range[0], &lo) &&
+               absl::SimpleAtoi(range[1], &hi) && lo <= hi &&
+               hi - lo < 100000) {
+      for (uint64_t s = lo; s <= hi; ++s) seeds.push_back(s);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--seeds: '", part, "' is not a seed or a range a-b"));
+    }
+  }
+  return seeds;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string Json(const EpochMetrics& m) {
+  return absl::StrFormat(
+      "{\"epoch\": %d, \"learning_rate\": %.6g, \"train_loss\": %.6f, "
+      "\"train_accuracy\": %.6f, \"test_loss\": %.6f, \"test_accuracy\": "
+      "%.6f, \"samples_per_second\": %.2f, \"epoch_seconds\": %.3f, "
+      "\"cumulative_drive\": %.6g, \"energy_per_sample_joules\": %.6g, "
+      "\"grad_norm\": %.6g}",
+      m.epoch, m.learning_rate, m.train_loss, m.train_accuracy, m.test_loss,
+      m.test_accuracy, m.samples_per_second, m.epoch_seconds,
+      m.cumulative_drive, m.energy_per_sample_joules, m.grad_norm);
+}
+
+std::string Human(const EpochMetrics& m, int epochs) {
+  return absl::StrFormat(
+      "epoch %3d/%d  lr %.2e  train loss %.4f acc %5.1f%%  test loss %.4f acc "
+      "%5.1f%%  %6.0f samples/s  D %.3g  %.3g pJ/sample",
+      m.epoch, epochs, m.learning_rate, m.train_loss, 100 * m.train_accuracy,
+      m.test_loss, 100 * m.test_accuracy, m.samples_per_second,
+      m.cumulative_drive, m.energy_per_sample_joules * 1e12);
+}
+
+class CliObserver : public TrainingObserver {
+ public:
+  CliObserver(bool json, int epochs, std::string checkpoint_path)
+      : json_(json),
+        epochs_(epochs),
+        tty_(isatty(STDERR_FILENO)),
+        checkpoint_path_(std::move(checkpoint_path)) {}
+
+  void OnBatch(int epoch, int done, int total) override {
+    if (json_ || !tty_) return;
+    const int width = 30, filled = width * done / total;
+    std::fprintf(stderr, "\repoch %d/%d [%s%s] %3d%%", epoch, epochs_,
+                 std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(),
+                 100 * done / total);
+    std::fflush(stderr);
+  }
+
+  void OnEpoch(const EpochMetrics& m, const Checkpoint& c) override {
+    if (!json_ && tty_) std::fprintf(stderr, "\r\033[K");
+    std::printf("%s\n", (json_ ? Json(m) : Human(m, epochs_)).c_str());
+    std::fflush(stdout);
+    if (!checkpoint_path_.empty()) {
+      checkpoint_status_.Update(SaveCheckpoint(c, checkpoint_path_));
+    }
+  }
+
+  bool StopRequested() override {
+    return g_interrupted || !checkpoint_status_.ok();
+  }
+  const absl::Status& checkpoint_status() const { return checkpoint_status_; }
+
+ private:
+  bool json_;
+  int epochs_;
+  bool tty_;
+  std::string checkpoint_path_;
+  absl::Status checkpoint_status_;
+};
+
+absl::StatusOr<DatasetSplit> LoadData(const CommandLine& cl,
+                                      int input_dim) {
+  const auto get = [&](const std::string& k, const std::string& dflt) {
+    auto it = cl.values.find(k);
+    return it == cl.values.end() ? dflt : it->second;
+  };
+  const std::string name = get("dataset", "digits");
+  Dataset full;
+  if (name == "digits") {
+    ASSIGN_OR_RETURN(full, LoadDigits(DefaultDigitsPath()));
+  } else {
+    CsvOptions opts;
+    opts.input_dim = input_dim;
+    ASSIGN_OR_RETURN(full, LoadCsv(name, opts));
+  }
+  const std::string test_path = get("test-dataset", "");
+  if (test_path.empty()) return SplitFixed(full);
+  CsvOptions opts;
+  opts.input_dim = full.input_dim;
+  opts.known_labels = full.class_labels;
+  DatasetSplit split;
+  ASSIGN_OR_RETURN(split.test, LoadCsv(test_path, opts));
+  if (split.test.steps != full.steps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(test_path, " has ", split.test.steps,
+                     " steps per sequence; the training set has ", full.steps));
+  }
+  split.train = std::move(full);
+  return split;
+}
+
+int Fail(int code, const absl::Status& s) {
+  std::fprintf(stderr, "spinnet-train: %s\n", std::string(s.message()).c_str());
+  return code;
+}
+
+int RunSweepCommand(const CommandLine& cl, const TrainingSpec& base,
+                    const DatasetSplit& data, bool json) {
+  std::vector<SweepAxis> axes;
+  for (const std::string& name : cl.order) {
+    if (name == "seed" || name == "threads") continue;
+    axes.push_back({name, absl::StrSplit(cl.values.at(name), ',')});
+  }
+  std::vector<uint64_t> seeds = {base.train.seed};
+  if (cl.values.count("seeds")) {
+    auto parsed = ParseSeeds(cl.values.at("seeds"));
+    if (!parsed.ok()) return Fail(2, parsed.status());
+    seeds = *parsed;
+  }
+  const bool tty = isatty(STDERR_FILENO);
+  auto result = RunSweep(base, axes, seeds, data.train, data.test,
+                         base.train.threads, [&](int done, int total) {
+                           if (tty && !json) {
+                             std::fprintf(stderr, "\rrun %d/%d", done, total);
+                           }
+                         });
+  if (tty && !json) std::fprintf(stderr, "\r\033[K");
+  if (!result.ok()) {
+    return Fail(result.status().code() == absl::StatusCode::kInvalidArgument &&
+                        g_interrupted == 0
+                    ? 2
+                    : 1,
+                result.status());
+  }
+  if (!json) {
+    std::printf("%-32s %8s %8s %8s %6s %9s %9s\n", "setting", "median", "q25",
+                "q75", "seeds", "D", "seconds");
+  }
+  for (const SweepPointResult& p : *result) {
+    std::vector<std::string> parts;
+    for (const auto& [flag, value] : p.settings) {
+      parts.push_back(json ? absl::StrCat(JsonString(flag), ": ",
+                                          JsonString(value))
+                           : absl::StrCat(flag, "=", value));
+    }
+    if (json) {
+      std::printf(
+          "{\"settings\": {%s}, \"seeds\": %zu, \"median_test_accuracy\": "
+          "%.6f, \"q25_test_accuracy\": %.6f, \"q75_test_accuracy\": %.6f, "
+          "\"test_accuracies\": [%s], \"cumulative_drive\": %.6g, "
+          "\"train_seconds\": %.2f}\n",
+          absl::StrJoin(parts, ", "), p.test_accuracies.size(), p.median,
+          p.q25, p.q75,
+          absl::StrJoin(p.test_accuracies, ", ",
+                        [](std::string* out, double a) {
+                          absl::StrAppendFormat(out, "%.6f", a);
+                        }),
+          p.mean_cumulative_drive, p.train_seconds);
+    } else {
+      std::printf("%-32s %7.2f%% %7.2f%% %7.2f%% %6zu %9.3g %9.1f\n",
+                  parts.empty() ? "(base)" : absl::StrJoin(parts, " ").c_str(),
+                  100 * p.median, 100 * p.q25, 100 * p.q75,
+                  p.test_accuracies.size(), p.mean_cumulative_drive,
+                  p.train_seconds);
+    }
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  auto parsed = ParseCommandLine(argc, argv);
+  if (!parsed.ok()) return Fail(2, parsed.status());
+  const CommandLine& cl = *parsed;
+  if (cl.values.count("help")) {
+    PrintHelp();
+    return 0;
+  }
+  const bool json = cl.values.count("json") > 0;
+  const bool sweep = cl.values.count("sweep") > 0;
+  const bool resume = cl.values.count("resume") > 0;
+
+  TrainingSpec spec;
+  for (const std::string& name : cl.order) {
+    const std::string& value = cl.values.at(name);
+    if (!sweep && value.find(',') != std::string::npos) {
+      return Fail(2, absl::InvalidArgumentError(absl::StrCat(
+                         "--", name, " has a list of values; add --sweep")));
+    }
+    if (resume && name != "threads") {
+      return Fail(2, absl::InvalidArgumentError(absl::StrCat(
+                         "--", name, " cannot be changed with --resume; the "
+                         "checkpoint holds the training settings")));
+    }
+    // In a sweep, validate the first value; RunSweep sets each in turn.
+    absl::Status s =
+        FindTrainingFlag(name)->set(value.substr(0, value.find(',')), &spec);
+    if (!s.ok()) return Fail(2, s);
+  }
+  if (cl.values.count("seeds") && !sweep) {
+    return Fail(2, absl::InvalidArgumentError("--seeds needs --sweep"));
+  }
+  if (sweep && (resume || cl.values.count("out") ||
+                cl.values.count("checkpoint"))) {
+    return Fail(2, absl::InvalidArgumentError(
+                       "--sweep does not take --resume, --out or --checkpoint"));
+  }
+  int input_dim = 1;
+  if (cl.values.count("input-dim") &&
+      (!absl::SimpleAtoi(cl.values.at("input-dim"), &input_dim) ||
+       input_dim < 1)) {
+    return Fail(2, absl::InvalidArgumentError(
+                       "--input-dim: need an integer >= 1"));
+  }
+  std::signal(SIGINT, OnSigint);
+
+  auto data = LoadData(cl, input_dim);
+  if (!data.ok()) return Fail(1, data.status());
+  spec.network.input_dim = data->train.input_dim;
+  spec.network.num_classes = static_cast<int>(data->train.class_labels.size());
+  if (sweep) return RunSweepCommand(cl, spec, *data, json);
+
+  absl::StatusOr<Checkpoint> start;
+  if (resume) {
+    start = LoadCheckpoint(cl.values.at("resume"));
+    if (start.ok() && cl.values.count("threads")) {
+      start->model.train.threads = spec.train.threads;
+    }
+  } else {
+    start = StartTraining(spec.network, spec.device, spec.train, data->train);
+    if (!start.ok() && start.status().code() ==
+                           absl::StatusCode::kInvalidArgument) {
+      return Fail(2, start.status());
+    }
+  }
+  if (!start.ok()) return Fail(1, start.status());
+  if (!json) {
+    std::printf("training %s: %d x %d %s, %ld train / %ld test sequences of %d "
+                "steps, %d epochs, seed %llu\n",
+                data->train.name.c_str(), start->model.network.layers,
+                start->model.network.neurons,
+                CellTypeName(start->model.network.cell).c_str(),
+                static_cast<long>(data->train.size()),
+                static_cast<long>(data->test.size()), data->train.steps,
+                start->model.train.epochs,
+                static_cast<unsigned long long>(start->model.train.seed));
+  }
+  CliObserver observer(json, start->model.train.epochs,
+                       cl.values.count("checkpoint") ? cl.values.at("checkpoint")
+                                                     : "");
+  auto done = Train(*std::move(start), data->train, data->test, &observer);
+  if (!observer.checkpoint_status().ok()) {
+    return Fail(1, observer.checkpoint_status());
+  }
+  if (!done.ok()) {
+    if (done.status().code() == absl::StatusCode::kCancelled) {
+      std::fprintf(stderr, "\nspinnet-train: interrupted: %s\n",
+                   std::string(done.status().message()).c_str());
+      return 130;
+    }
+    return Fail(1, done.status());
+  }
+  if (cl.values.count("out")) {
+    absl::Status s = SaveModel(done->model, cl.values.at("out"));
+    if (!s.ok()) return Fail(1, s);
+  }
+  const EpochMetrics& last = done->history.back();
+  if (json) {
+    std::printf(
+        "{\"final\": true, \"epochs\": %d, \"test_accuracy\": %.6f, "
+        "\"test_loss\": %.6f, \"train_accuracy\": %.6f, "
+        "\"energy_per_sample_joules\": %.6g, \"cumulative_drive\": %.6g, "
+        "\"model\": %s}\n",
+        done->epochs_done, last.test_accuracy, last.test_loss,
+        last.train_accuracy, last.energy_per_sample_joules,
+        last.cumulative_drive,
+        JsonString(cl.values.count("out") ? cl.values.at("out") : ""));
+  } else {
+    std::printf("final test accuracy %.2f%%%s\n", 100 * last.test_accuracy,
+                cl.values.count("out")
+                    ? absl::StrCat(", model written to ", cl.values.at("out"))
+                          .c_str()
+                    : "");
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace spinnet
+
+int main(int argc, char** argv) { return spinnet::Main(argc, argv); }

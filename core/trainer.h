@@ -1,0 +1,56 @@
+// Training by BPTT with Adam (model.md section 4): mini-batches, seeded
+// shuffling, gradient clipping, a learning-rate schedule, per-epoch metrics,
+// cancellation between batches and bit-exact resumption from checkpoints.
+#ifndef SPINNET_CORE_TRAINER_H_
+#define SPINNET_CORE_TRAINER_H_
+
+#include "absl/status/statusor.h"
+#include "core/config.h"
+#include "core/dataset.h"
+#include "core/metrics.h"
+#include "core/model_io.h"
+
+namespace spinnet {
+
+// Receives progress on the training thread. Keep callbacks short.
+class TrainingObserver {
+ public:
+  virtual ~TrainingObserver() = default;
+  // After each batch: `done` of `total` batches of the 1-based `epoch`.
+  virtual void OnBatch(int epoch, int done, int total) {}
+  // After each epoch, with a checkpoint to resume from.
+  virtual void OnEpoch(const EpochMetrics& metrics,
+                       const Checkpoint& checkpoint) {}
+  // Polled between batches; true stops training with CANCELLED.
+  virtual bool StopRequested() { return false; }
+};
+
+// The training state before the first epoch: parameters initialised and
+// masks drawn from train.seed. Validates the configuration against the data.
+absl::StatusOr<Checkpoint> StartTraining(const NetworkConfig& network,
+                                         const DeviceParams& device,
+                                         const TrainConfig& train,
+                                         const Dataset& train_data);
+
+// Runs the remaining epochs of `checkpoint` on `train_data`, evaluating on
+// `test_data` after each. Returns the final checkpoint (its model is the
+// trained model); CANCELLED if the observer asked to stop. With one thread
+// the result is a pure function of the checkpoint and data, so resuming from
+// an epoch-k checkpoint reproduces an uninterrupted run bit for bit.
+absl::StatusOr<Checkpoint> Train(Checkpoint checkpoint,
+                                 const Dataset& train_data,
+                                 const Dataset& test_data,
+                                 TrainingObserver* observer);
+
+// Mean loss, accuracy, cumulative drive and energy of a model on a dataset.
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+  double cumulative_drive = 0;
+  double energy_per_sample_joules = 0;
+};
+Evaluation Evaluate(const Model& model, const Dataset& data, int threads);
+
+}  // namespace spinnet
+
+#endif  // SPINNET_CORE_TRAINER_H_
