@@ -6,62 +6,43 @@
 
 namespace spinnet {
 
-Bptt::Bptt(const NetworkConfig& config, const DeviceParams& device)
+template <typename T>
+Bptt<T>::Bptt(const NetworkConfig& config, const DeviceParams& device)
     : config_(config), device_(device) {}
 
-BatchResult Bptt::Run(const Vector& params, const Eigen::Ref<const Matrix>& inputs,
-                      const std::vector<int>& labels, double loss_scale,
-                      Vector* grad) {
-  const Network net(config_, device_, params);
-  const int L = config_.layers, N = config_.neurons, d = config_.input_dim;
+template <typename T>
+BatchResult Bptt<T>::Run(const VectorT<T>& params,
+                         const Eigen::Ref<const MatrixT<T>>& inputs,
+                         const std::vector<int>& labels, double loss_scale,
+                         VectorT<T>* grad) {
+  const Network<T> net(config_, device_, params);
+  const int d = config_.input_dim, S = config_.substeps;
   const Index B = inputs.cols();
   SPINNET_CHECK(inputs.rows() % d == 0);
   SPINNET_CHECK(labels.empty() || static_cast<Index>(labels.size()) == B);
   SPINNET_CHECK(grad == nullptr || !labels.empty());
   const Index K = inputs.rows() / d;
-  const Index T = K * config_.substeps;
+  const Index T_steps = K * S;
   const bool record = grad != nullptr;
+  steps_ = T_steps;
 
-  if (record && (B != batch_ || T != steps_)) {
-    batch_ = B;
-    steps_ = T;
-    for (auto* v : {&traj_a_, &traj_s_, &traj_y_, &traj_z_, &grad_z_}) {
-      v->resize(L);
-    }
-    for (int l = 0; l < L; ++l) {
-      traj_a_[l].resize(N, (T + 1) * B);
-      traj_s_[l].resize(N, (T + 1) * B);
-      traj_y_[l].resize(N, (T + 1) * B);
-      traj_z_[l].resize(N, T * B);
-      grad_z_[l].resize(N, T * B);
-    }
-  }
-  net.InitState(B, &state_);
-  z_.resize(L);
-  for (auto& z : z_) z.resize(N, B);
+  // Recording keeps every step for the backward pass; otherwise two slots.
+  tr_.Resize(config_, B, record ? T_steps + 1 : 2, record ? T_steps : 1);
+  net.Init(&tr_, 0);
   stats_.Reset(B);
-
-  auto save_state = [&](Index t) {
-    for (int l = 0; l < L; ++l) {
-      traj_a_[l].middleCols(t * B, B) = state_.a[l];
-      traj_s_[l].middleCols(t * B, B) = state_.s[l];
-      traj_y_[l].middleCols(t * B, B) = state_.y[l];
-    }
-  };
-  if (record) save_state(0);
   for (Index k = 0; k < K; ++k) {
     net.InputDrive(inputs.middleRows(k * d, d), &drive0_);
-    for (int j = 0; j < config_.substeps; ++j) {
-      const Index t = k * config_.substeps + j;
-      net.Step(drive0_, &state_, &z_, &stats_);
+    for (int j = 0; j < S; ++j) {
+      const Index t = k * S + j;
       if (record) {
-        for (int l = 0; l < L; ++l) traj_z_[l].middleCols(t * B, B) = z_[l];
-        save_state(t + 1);
+        net.Step(drive0_, &tr_, t, t + 1, t, &stats_);
+      } else {
+        net.Step(drive0_, &tr_, t % 2, (t + 1) % 2, 0, &stats_);
       }
     }
   }
-  net.Logits(state_, &logits_);
-  Network::Softmax(logits_, &probs_);
+  net.Logits(tr_, record ? T_steps : T_steps % 2, &logits_);
+  Network<T>::Softmax(logits_, &probs_);
 
   BatchResult r;
   r.energy_sum = stats_.energy_joules.sum();
@@ -71,9 +52,11 @@ BatchResult Bptt::Run(const Vector& params, const Eigen::Ref<const Matrix>& inpu
     const int label = labels[b];
     SPINNET_CHECK(label >= 0 && label < config_.num_classes);
     const double max_logit = logits_.col(b).maxCoeff();
-    const double lse =
-        max_logit + std::log((logits_.col(b).array() - max_logit).exp().sum());
-    r.loss_sum += lse - logits_(label, b);
+    double sum = 0;
+    for (Index c = 0; c < logits_.rows(); ++c) {
+      sum += std::exp(static_cast<double>(logits_(c, b)) - max_logit);
+    }
+    r.loss_sum += max_logit + std::log(sum) - logits_(label, b);
     Index argmax;
     probs_.col(b).maxCoeff(&argmax);
     r.correct += argmax == label;
@@ -82,109 +65,111 @@ BatchResult Bptt::Run(const Vector& params, const Eigen::Ref<const Matrix>& inpu
   return r;
 }
 
-void Bptt::Backward(const Network& net, const Eigen::Ref<const Matrix>& inputs,
-                    const std::vector<int>& labels, double loss_scale,
-                    Vector* grad) {
+template <typename T>
+void Bptt<T>::Backward(const Network<T>& net,
+                       const Eigen::Ref<const MatrixT<T>>& inputs,
+                       const std::vector<int>& labels, double loss_scale,
+                       VectorT<T>* grad) {
   const ParamLayout& layout = net.layout();
+  const VectorT<T>& params = net.params();
+  VectorT<T>& g = *grad;
   const int L = config_.layers, N = config_.neurons, d = config_.input_dim;
-  const Index B = batch_, T = steps_;
-  const Index K = T / config_.substeps;
+  const int S = config_.substeps;
+  const Index B = tr_.batch, T_steps = steps_, K = T_steps / S;
   const bool stno = config_.cell == CellType::kStno;
-  const double h_tau = config_.h() / config_.tau;
-  const double h_hp = config_.h() / config_.tau_hp;
-  const double q = config_.q;
-  const Vector& params = net.params();
-  Vector& g = *grad;
+  const T h_tau = static_cast<T>(config_.h() / config_.tau);
+  const T h_hp = static_cast<T>(config_.h() / config_.tau_hp);
+  const T q = static_cast<T>(config_.q);
+  const T p_th = static_cast<T>(config_.p_th);
 
   // Readout: dL/dlogits = (softmax - onehot) * loss_scale.
-  Matrix g_logits = probs_;
-  for (Index b = 0; b < B; ++b) g_logits(labels[b], b) -= 1.0;
-  g_logits *= loss_scale;
-  const auto y_top = traj_y_[L - 1].middleCols(T * B, B);
-  ParamLayout::Map(g, layout.w_out()).noalias() += g_logits * y_top.transpose();
+  MatrixT<T>& g_logits = logits_;  // logits are not needed any more
+  g_logits = probs_;
+  for (Index b = 0; b < B; ++b) g_logits(labels[b], b) -= 1;
+  g_logits *= static_cast<T>(loss_scale);
+  ParamLayout::Map(g, layout.w_out()).noalias() +=
+      g_logits * tr_.Slot(tr_.y, L - 1, T_steps).transpose();
   ParamLayout::Map(g, layout.b_out()) += g_logits.rowwise().sum();
 
-  g_a_.resize(L);
-  g_s_.resize(L);
+  for (auto* v : {&g_a_, &g_s_, &g_z_}) v->resize(L);
   for (int l = 0; l < L; ++l) {
     g_a_[l].setZero(N, B);
-    g_s_[l].setZero(N, B);
+    g_s_[l].setZero(stno ? N : 0, stno ? B : 0);
+    g_z_[l].resize(N, T_steps * B);
   }
-  g_y_.resize(N, B);
-  // Adjoint of y_l(t) flows into p, s (STNO: y = a (p - s)) or h (CTRNN).
+  // The adjoint g_y_ of y_l(t) flows into p_l, s_l (STNO: y = a_l (p - s))
+  // or h_l (CTRNN: y = h).
   auto add_output_adjoint = [&](int l, Index t) {
     if (stno) {
-      const Index amp_i = layout.amplification().offset + l;
-      const double a_l = params[amp_i];
-      g_a_[l] += a_l * g_y_;
-      g_s_[l] -= a_l * g_y_;
-      g[amp_i] += (g_y_.array() * (traj_a_[l].middleCols(t * B, B) -
-                                   traj_s_[l].middleCols(t * B, B))
-                                      .array())
-                      .sum();
+      const Index amp_index = layout.amplification().offset + l;
+      const T amp = params[amp_index];
+      g_a_[l] += amp * g_y_;
+      g_s_[l] -= amp * g_y_;
+      g[amp_index] += (g_y_.array() * (tr_.Slot(tr_.a, l, t).array() -
+                                        tr_.Slot(tr_.s, l, t).array()))
+                          .sum();
     } else {
       g_a_[l] += g_y_;
     }
   };
   g_y_.noalias() =
       ParamLayout::Map(params, layout.w_out()).transpose() * g_logits;
-  add_output_adjoint(L - 1, T);
+  add_output_adjoint(L - 1, T_steps);
 
-  for (Index t = T - 1; t >= 0; --t) {
+  for (Index t = T_steps - 1; t >= 0; --t) {
     // Through the state update t -> t+1 of every layer.
     for (int l = 0; l < L; ++l) {
-      const auto p = traj_a_[l].middleCols(t * B, B).array();
-      const auto z = traj_z_[l].middleCols(t * B, B).array();
-      auto gz = grad_z_[l].middleCols(t * B, B).array();
+      const auto p = tr_.Slot(tr_.a, l, t).array();
+      const auto z = tr_.Slot(tr_.z, l, t).array();
+      auto gz = g_z_[l].middleCols(t * B, B).array();
       auto ga = g_a_[l].array();
       if (stno) {
-        // Clamp: no gradient where the unclamped update left [0, 1].
-        const auto pre =
-            p + h_tau * (p * (z * (1.0 - p) - 1.0 - q * p) + config_.p_th);
-        ga = ((pre > 0.0) && (pre < 1.0)).select(ga, 0.0);
-        gz = ga * (h_tau * p * (1.0 - p));
-        ga = ga * (1.0 + h_tau * (z * (1.0 - 2.0 * p) - 1.0 - 2.0 * q * p)) +
+        // The clamp passes no gradient where the update left [0, 1].
+        const auto pre = p + h_tau * (p * (z * (1 - p) - 1 - q * p) + p_th);
+        ga = (pre > T(0) && pre < T(1)).select(ga, T(0));
+        gz = ga * (h_tau * p * (1 - p));
+        ga = ga * (1 + h_tau * (z * (1 - 2 * p) - 1 - 2 * q * p)) +
              h_hp * g_s_[l].array();
-        g_s_[l].array() *= 1.0 - h_hp;
+        g_s_[l] *= 1 - h_hp;
       } else {
-        gz = ga * h_tau * (1.0 - z.tanh().square());
-        ga *= 1.0 - h_tau;
+        // z holds tanh(pre-activation) for the CTRNN.
+        gz = ga * h_tau * (1 - z.square());
+        ga *= 1 - h_tau;
       }
     }
-    // Through zeta(t) into the outputs y(t) that fed it.
+    // Through zeta_l(t) into the outputs y(t) that fed it.
     for (int l = 0; l < L; ++l) {
-      g_y_.noalias() = ParamLayout::Map(params, layout.w_int(l))
-                           .transpose() *
-                       grad_z_[l].middleCols(t * B, B);
+      g_y_.noalias() = ParamLayout::Map(params, layout.w_int(l)).transpose() *
+                       g_z_[l].middleCols(t * B, B);
       if (l + 1 < L) {
-        g_y_.noalias() += ParamLayout::Map(params, layout.w_ext(l + 1))
-                              .transpose() *
-                          grad_z_[l + 1].middleCols(t * B, B);
+        g_y_.noalias() +=
+            ParamLayout::Map(params, layout.w_ext(l + 1)).transpose() *
+            g_z_[l + 1].middleCols(t * B, B);
       }
       add_output_adjoint(l, t);
     }
   }
 
-  // Weight gradients as one large product per matrix over all time steps.
+  // Weight gradients: one large product per matrix over all time steps.
   for (int l = 0; l < L; ++l) {
-    const auto y_prev = traj_y_[l].leftCols(T * B);
     ParamLayout::Map(g, layout.w_int(l)).noalias() +=
-        grad_z_[l] * y_prev.transpose();
-    ParamLayout::Map(g, layout.bias(l)) += grad_z_[l].rowwise().sum();
+        g_z_[l] * tr_.y[l].leftCols(T_steps * B).transpose();
+    ParamLayout::Map(g, layout.bias(l)) += g_z_[l].rowwise().sum();
     if (l > 0) {
       ParamLayout::Map(g, layout.w_ext(l)).noalias() +=
-          grad_z_[l] * traj_y_[l - 1].leftCols(T * B).transpose();
+          g_z_[l] * tr_.y[l - 1].leftCols(T_steps * B).transpose();
     }
   }
-  // W_ext[0] sees input u_k for all substeps of interval k.
+  // W_ext[0] sees input u_k during all substeps of interval k.
   auto g_ext0 = ParamLayout::Map(g, layout.w_ext(0));
   for (Index k = 0; k < K; ++k) {
-    g_sum_ = grad_z_[0].middleCols(k * config_.substeps * B, B);
-    for (int j = 1; j < config_.substeps; ++j) {
-      g_sum_ += grad_z_[0].middleCols((k * config_.substeps + j) * B, B);
-    }
+    g_sum_ = g_z_[0].middleCols(k * S * B, B);
+    for (int j = 1; j < S; ++j) g_sum_ += g_z_[0].middleCols((k * S + j) * B, B);
     g_ext0.noalias() += g_sum_ * inputs.middleRows(k * d, d).transpose();
   }
 }
+
+template class Bptt<float>;
+template class Bptt<double>;
 
 }  // namespace spinnet

@@ -1,6 +1,6 @@
 // Batched forward pass with softmax cross-entropy, and its exact reverse-mode
-// gradient through every Euler step (model.md section 4; equations in
-// core/MODEL.md "Backward").
+// gradient through every Euler step (model.md section 4; the equations are in
+// core/MODEL.md, "Backward pass").
 #ifndef SPINNET_CORE_BPTT_H_
 #define SPINNET_CORE_BPTT_H_
 
@@ -19,8 +19,9 @@ struct BatchResult {
   double drive_sum = 0;   // sum of per-sequence cumulative drive D
 };
 
-// Reusable per-thread workspace: buffers grow to the largest batch seen and
-// are reused, so steady-state training allocates nothing per time step.
+// Reusable per-thread workspace: buffers are kept between calls, so steady
+// state training allocates nothing per batch or time step.
+template <typename T>
 class Bptt {
  public:
   Bptt(const NetworkConfig& config, const DeviceParams& device);
@@ -29,34 +30,35 @@ class Bptt {
   // in rows k*d .. k*d+d-1) with integer labels in [0, C), or with no labels
   // (inference: loss and accuracy stay 0). If grad is not null (labels
   // required), adds loss_scale * d(loss_sum)/d(params) into *grad (unmasked).
-  BatchResult Run(const Vector& params, const Eigen::Ref<const Matrix>& inputs,
+  BatchResult Run(const VectorT<T>& params,
+                  const Eigen::Ref<const MatrixT<T>>& inputs,
                   const std::vector<int>& labels, double loss_scale,
-                  Vector* grad);
+                  VectorT<T>* grad);
 
   // Class probabilities (C x B) and per-sequence stats of the last Run.
-  const Matrix& probabilities() const { return probs_; }
+  const MatrixT<T>& probabilities() const { return probs_; }
   const SequenceStats& stats() const { return stats_; }
 
  private:
-  void Backward(const Network& net, const Eigen::Ref<const Matrix>& inputs,
+  void Backward(const Network<T>& net,
+                const Eigen::Ref<const MatrixT<T>>& inputs,
                 const std::vector<int>& labels, double loss_scale,
-                Vector* grad);
+                VectorT<T>* grad);
 
   NetworkConfig config_;
   DeviceParams device_;
-  Index batch_ = 0;
-  Index steps_ = 0;  // Euler steps T
-  // Trajectory, per layer: state columns [t*B, (t+1)*B) hold time t.
-  std::vector<Matrix> traj_a_, traj_s_, traj_y_;  // N x (T+1)B
-  std::vector<Matrix> traj_z_, grad_z_;           // N x TB
-  NetworkState state_;
-  std::vector<Matrix> z_;
-  Matrix drive0_, logits_, probs_;
+  Index steps_ = 0;  // Euler steps T of the last Run
+  Trajectory<T> tr_;
+  MatrixT<T> drive0_, logits_, probs_;
   SequenceStats stats_;
-  // Backward scratch.
-  std::vector<Matrix> g_a_, g_s_;
-  Matrix g_y_, g_tmp_, g_sum_;
+  // Backward: adjoints of a_l, s_l at the current step, of y, and dL/dz_l
+  // for every step (N x T*B, for the weight-gradient products).
+  std::vector<MatrixT<T>> g_a_, g_s_, g_z_;
+  MatrixT<T> g_y_, g_sum_;
 };
+
+extern template class Bptt<float>;
+extern template class Bptt<double>;
 
 }  // namespace spinnet
 

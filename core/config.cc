@@ -60,6 +60,17 @@ absl::StatusOr<LrSchedule> ParseLrSchedule(const std::string& name) {
       absl::StrCat("unknown lr schedule '", name, "'; need constant or cosine"));
 }
 
+std::string PrecisionName(Precision p) {
+  return p == Precision::kFloat32 ? "float32" : "float64";
+}
+
+absl::StatusOr<Precision> ParsePrecision(const std::string& name) {
+  if (name == "float32") return Precision::kFloat32;
+  if (name == "float64") return Precision::kFloat64;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown precision '", name, "'; need float32 or float64"));
+}
+
 absl::Status NetworkConfig::Validate() const {
   absl::Status s;
   s.Update(CheckIntRange("layers", layers, 1, 64));

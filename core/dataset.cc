@@ -154,13 +154,13 @@ absl::StatusOr<Dataset> ParseRows(absl::string_view text, int input_dim,
                                                               : -1;
   const int value_count =
       label_column == LabelColumn::kNone ? width : width - 1;
-  if (value_count == 0)
+  if (value_count == 0) {
     return LineError(first.number, "no values, only a label");
+  }
   if (value_count % input_dim != 0) {
-    return LineError(first.number, absl::StrCat(value_count,
-                                                " values is not a multiple of "
-                                                "input_dim ",
-                                                input_dim));
+    return LineError(first.number,
+                     absl::StrCat(value_count, " values is not a multiple of ",
+                                  "input_dim ", input_dim));
   }
 
   Dataset data;
@@ -205,9 +205,11 @@ absl::StatusOr<Dataset> ParseRows(absl::string_view text, int input_dim,
       data.labels[row] = it->second;
     }
   }
-  data.class_labels = known_labels.empty()
-                          ? OrderLabels(label_index, &data.labels)
-                          : known_labels;
+  // Unlabelled rows keep label -1 and take the known labels as they are.
+  const bool found_labels =
+      known_labels.empty() && label_column != LabelColumn::kNone;
+  data.class_labels =
+      found_labels ? OrderLabels(label_index, &data.labels) : known_labels;
   return data;
 }
 

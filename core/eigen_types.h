@@ -1,4 +1,6 @@
-// One place for the Eigen types the core uses (column-major, double).
+// One place for the Eigen types the core uses (column-major). The network
+// and BPTT are templates on the scalar: double for inference and gradient
+// checks, float for fast training.
 #ifndef SPINNET_CORE_EIGEN_TYPES_H_
 #define SPINNET_CORE_EIGEN_TYPES_H_
 
@@ -7,8 +9,12 @@
 namespace spinnet {
 
 using Index = Eigen::Index;
-using Matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
-using Vector = Eigen::Matrix<double, Eigen::Dynamic, 1>;
+template <typename T>
+using MatrixT = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+template <typename T>
+using VectorT = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+using Matrix = MatrixT<double>;
+using Vector = VectorT<double>;
 using MatrixMap = Eigen::Map<Matrix>;
 using ConstMatrixMap = Eigen::Map<const Matrix>;
 

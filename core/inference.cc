@@ -57,7 +57,7 @@ absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
   const int n = static_cast<int>(sequences.cols());
   std::vector<Classification> out(n);
   ParallelFor(threads, n, [&](int, int begin, int end) {
-    Bptt runner(model.network, model.device);
+    Bptt<double> runner(model.network, model.device);
     runner.Run(model.params, sequences.middleCols(begin, end - begin), {}, 0,
                nullptr);
     for (int i = begin; i < end; ++i) {
@@ -71,14 +71,14 @@ absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
 StreamingSession::StreamingSession(std::shared_ptr<const Model> model)
     : model_(std::move(model)),
       net_(model_->network, model_->device, model_->params) {
-  z_.resize(model_->network.layers);
-  for (auto& z : z_) z.resize(model_->network.neurons, 1);
+  tr_.Resize(model_->network, 1, 2, 1);
   u_.resize(model_->network.input_dim, 1);
   Reset();
 }
 
 void StreamingSession::Reset() {
-  net_.InitState(1, &state_);
+  slot_ = 0;
+  net_.Init(&tr_, slot_);
   stats_.Reset(1);
   steps_ = 0;
 }
@@ -98,7 +98,8 @@ absl::Status StreamingSession::Feed(absl::Span<const double> sample) {
   }
   net_.InputDrive(u_, &drive0_);
   for (int j = 0; j < model_->network.substeps; ++j) {
-    net_.Step(drive0_, &state_, &z_, &stats_);
+    net_.Step(drive0_, &tr_, slot_, 1 - slot_, 0, &stats_);
+    slot_ = 1 - slot_;
   }
   ++steps_;
   return absl::OkStatus();
@@ -110,8 +111,8 @@ absl::StatusOr<Classification> StreamingSession::Current() const {
         "no time step fed yet; send at least one before asking for a class");
   }
   Matrix logits, probs;
-  net_.Logits(state_, &logits);
-  Network::Softmax(logits, &probs);
+  net_.Logits(tr_, slot_, &logits);
+  Network<double>::Softmax(logits, &probs);
   return MakeClassification(*model_, probs.col(0), stats_.energy_joules[0]);
 }
 

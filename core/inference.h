@@ -52,9 +52,9 @@ class StreamingSession {
 
  private:
   std::shared_ptr<const Model> model_;
-  Network net_;
-  NetworkState state_;
-  std::vector<Matrix> z_;
+  Network<double> net_;
+  Trajectory<double> tr_;  // two slots, alternating; one z slot
+  Index slot_ = 0;         // slot holding the current state
   Matrix drive0_;
   Matrix u_;
   SequenceStats stats_;

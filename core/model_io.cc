@@ -109,9 +109,10 @@ class Reader {
   absl::StatusOr<bool> Bool(absl::string_view field) {
     ASSIGN_OR_RETURN(absl::string_view b, Take(field, 1));
     const uint8_t v = static_cast<uint8_t>(b[0]);
-    if (v > 1)
+    if (v > 1) {
       return Corrupt(field, "bool byte is ", static_cast<int>(v),
                      "; need 0 or 1");
+    }
     return v == 1;
   }
   absl::StatusOr<std::string> String(absl::string_view field) {

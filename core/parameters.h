@@ -31,11 +31,15 @@ class ParamLayout {
   const ParamBlock& amplification() const { return amp_; }    // L x 1
   Index size() const { return size_; }
 
-  static MatrixMap Map(Vector& flat, const ParamBlock& b) {
-    return MatrixMap(flat.data() + b.offset, b.rows, b.cols);
+  template <typename T>
+  static Eigen::Map<MatrixT<T>> Map(VectorT<T>& flat, const ParamBlock& b) {
+    return Eigen::Map<MatrixT<T>>(flat.data() + b.offset, b.rows, b.cols);
   }
-  static ConstMatrixMap Map(const Vector& flat, const ParamBlock& b) {
-    return ConstMatrixMap(flat.data() + b.offset, b.rows, b.cols);
+  template <typename T>
+  static Eigen::Map<const MatrixT<T>> Map(const VectorT<T>& flat,
+                                          const ParamBlock& b) {
+    return Eigen::Map<const MatrixT<T>>(flat.data() + b.offset, b.rows,
+                                        b.cols);
   }
 
  private:

@@ -35,23 +35,70 @@ absl::Status CheckData(const NetworkConfig& net, const Dataset& data,
 }
 
 // Gathers the sequences of `order[begin, end)` into columns.
+template <typename T>
 void Gather(const Dataset& data, const std::vector<int>& order, int begin,
-            int end, Matrix* inputs, std::vector<int>* labels) {
+            int end, MatrixT<T>* inputs, std::vector<int>* labels) {
   inputs->resize(data.values.rows(), end - begin);
   labels->resize(end - begin);
   for (int i = begin; i < end; ++i) {
-    inputs->col(i - begin) = data.values.col(order[i]);
+    inputs->col(i - begin) = data.values.col(order[i]).template cast<T>();
     (*labels)[i - begin] = data.labels[order[i]];
   }
 }
 
-// One worker per thread, each with its own workspace and gradient.
-struct Worker {
-  Worker(const NetworkConfig& n, const DeviceParams& d, Index params)
-      : bptt(n, d), grad(params) {}
-  Bptt bptt;
-  Vector grad;
-  BatchResult result;
+// The mean-loss gradient of a batch, split over threads, in the training
+// precision; parameters and gradient cross this interface in double.
+class BatchGradient {
+ public:
+  virtual ~BatchGradient() = default;
+  // Sets *grad to the gradient of the mean loss over order[begin, end) and
+  // returns the summed loss and correct count.
+  virtual BatchResult Compute(const Vector& params, const Dataset& data,
+                              const std::vector<int>& order, int begin,
+                              int end, Vector* grad) = 0;
+};
+
+template <typename T>
+class BatchGradientT final : public BatchGradient {
+ public:
+  BatchGradientT(const Model& m)
+      : workers_(m.train.threads, Worker{Bptt<T>(m.network, m.device)}) {}
+
+  BatchResult Compute(const Vector& params, const Dataset& data,
+                      const std::vector<int>& order, int begin, int end,
+                      Vector* grad) override {
+    params_ = params.template cast<T>();
+    const double scale = 1.0 / (end - begin);
+    ParallelFor(static_cast<int>(workers_.size()), end - begin,
+                [&](int part, int b, int e) {
+                  Worker& w = workers_[part];
+                  Gather(data, order, begin + b, begin + e, &w.inputs,
+                         &w.labels);
+                  w.grad.setZero(params_.size());
+                  w.result =
+                      w.bptt.Run(params_, w.inputs, w.labels, scale, &w.grad);
+                });
+    BatchResult sum;
+    grad->setZero(params.size());
+    const int used = std::min<int>(workers_.size(), end - begin);
+    for (int t = 0; t < used; ++t) {
+      *grad += workers_[t].grad.template cast<double>();
+      sum.loss_sum += workers_[t].result.loss_sum;
+      sum.correct += workers_[t].result.correct;
+    }
+    return sum;
+  }
+
+ private:
+  struct Worker {
+    Bptt<T> bptt;
+    VectorT<T> grad;
+    MatrixT<T> inputs;
+    std::vector<int> labels;
+    BatchResult result;
+  };
+  std::vector<Worker> workers_;
+  VectorT<T> params_;
 };
 
 }  // namespace
@@ -62,10 +109,8 @@ Evaluation Evaluate(const Model& model, const Dataset& data, int threads) {
   std::iota(order.begin(), order.end(), 0);
   double loss = 0, drive = 0, energy = 0;
   int correct = 0;
-  std::vector<std::unique_ptr<Bptt>> runners;
-  for (int t = 0; t < threads; ++t) {
-    runners.push_back(std::make_unique<Bptt>(model.network, model.device));
-  }
+  std::vector<Bptt<double>> runners(threads,
+                                    Bptt<double>(model.network, model.device));
   std::vector<BatchResult> parts(threads);
   for (int begin = 0; begin < data.size(); begin += kEvalBatch) {
     const int end = std::min<int>(begin + kEvalBatch, data.size());
@@ -73,7 +118,7 @@ Evaluation Evaluate(const Model& model, const Dataset& data, int threads) {
       Matrix inputs;
       std::vector<int> labels;
       Gather(data, order, begin + b, begin + e, &inputs, &labels);
-      parts[part] = runners[part]->Run(model.params, inputs, labels, 0, nullptr);
+      parts[part] = runners[part].Run(model.params, inputs, labels, 0, nullptr);
     });
     for (int t = 0; t < threads; ++t) {
       loss += parts[t].loss_sum;
@@ -126,14 +171,12 @@ absl::StatusOr<Checkpoint> Train(Checkpoint c, const Dataset& train_data,
         "training and test sets must have the model's class labels");
   }
   const int n = static_cast<int>(train_data.size());
-  const int threads = tc.threads;
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (int t = 0; t < threads; ++t) {
-    workers.push_back(
-        std::make_unique<Worker>(m.network, m.device, m.params.size()));
+  std::unique_ptr<BatchGradient> engine;
+  if (tc.precision == Precision::kFloat32) {
+    engine = std::make_unique<BatchGradientT<float>>(m);
+  } else {
+    engine = std::make_unique<BatchGradientT<double>>(m);
   }
-  std::vector<Matrix> inputs(threads);
-  std::vector<std::vector<int>> labels(threads);
   Vector grad(m.params.size());
   const int batches = (n + tc.batch - 1) / tc.batch;
 
@@ -153,21 +196,10 @@ absl::StatusOr<Checkpoint> Train(Checkpoint c, const Dataset& train_data,
       }
       const int begin = batch * tc.batch;
       const int end = std::min(n, begin + tc.batch);
-      const double scale = 1.0 / (end - begin);
-      ParallelFor(threads, end - begin, [&](int part, int b, int e) {
-        Worker& w = *workers[part];
-        Gather(train_data, order, begin + b, begin + e, &inputs[part],
-               &labels[part]);
-        w.grad.setZero();
-        w.result = w.bptt.Run(m.params, inputs[part], labels[part], scale,
-                              &w.grad);
-      });
-      grad.setZero();
-      for (int t = 0; t < threads && t < end - begin; ++t) {
-        grad += workers[t]->grad;
-        loss_sum += workers[t]->result.loss_sum;
-        correct += workers[t]->result.correct;
-      }
+      const BatchResult r =
+          engine->Compute(m.params, train_data, order, begin, end, &grad);
+      loss_sum += r.loss_sum;
+      correct += r.correct;
       grad.array() *= m.mask.array();
       const double norm = grad.norm();
       grad_norm_sum += norm;
@@ -190,7 +222,7 @@ absl::StatusOr<Checkpoint> Train(Checkpoint c, const Dataset& train_data,
           "training diverged in epoch ", epoch + 1,
           " (non-finite weights); lower lr or enable clip_norm"));
     }
-    const Evaluation eval = Evaluate(m, test_data, threads);
+    const Evaluation eval = Evaluate(m, test_data, tc.threads);
     EpochMetrics em;
     em.epoch = epoch + 1;
     em.learning_rate = lr;

@@ -57,21 +57,34 @@ TrainingFlag Field(std::string name, std::string help,
   return f;
 }
 
+// A flag bound to an enum field, with its parse and name functions.
+template <typename E>
+TrainingFlag Enum(std::string name, std::string help,
+                  absl::StatusOr<E> (*parse)(const std::string&),
+                  std::string (*to_name)(E),
+                  std::function<E*(TrainingSpec*)> field) {
+  TrainingFlag f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.is_bool = false;
+  f.set = [parse, field](const std::string& v, TrainingSpec* s) {
+    absl::StatusOr<E> e = parse(v);
+    if (!e.ok()) return e.status();
+    *field(s) = *e;
+    return absl::OkStatus();
+  };
+  f.get = [to_name, field](const TrainingSpec& s) {
+    return to_name(*field(const_cast<TrainingSpec*>(&s)));
+  };
+  return f;
+}
+
 std::vector<TrainingFlag> MakeFlags() {
   using S = TrainingSpec;
   std::vector<TrainingFlag> f;
-  TrainingFlag cell;
-  cell.name = "cell";
-  cell.help = "neuron model: stno (spin-torque oscillator) or ctrnn";
-  cell.is_bool = false;
-  cell.set = [](const std::string& v, S* s) {
-    auto c = ParseCellType(v);
-    if (!c.ok()) return c.status();
-    s->network.cell = *c;
-    return absl::OkStatus();
-  };
-  cell.get = [](const S& s) { return CellTypeName(s.network.cell); };
-  f.push_back(cell);
+  f.push_back(Enum<CellType>(
+      "cell", "neuron model: stno (spin-torque oscillator) or ctrnn",
+      ParseCellType, CellTypeName, [](S* s) { return &s->network.cell; }));
   f.push_back(Field<int>("layers", "number of layers L",
                          [](S* s) { return &s->network.layers; }));
   f.push_back(Field<int>("neurons", "neurons per layer N",
@@ -122,20 +135,12 @@ std::vector<TrainingFlag> MakeFlags() {
                          [](S* s) { return &s->train.batch; }));
   f.push_back(Field<double>("lr", "Adam learning rate (peak)",
                             [](S* s) { return &s->train.lr; }));
-  TrainingFlag schedule;
-  schedule.name = "schedule";
-  schedule.help =
+  f.push_back(Enum<LrSchedule>(
+      "schedule",
       "learning-rate schedule: cosine (decay to lr*lr-final-fraction) or "
-      "constant";
-  schedule.is_bool = false;
-  schedule.set = [](const std::string& v, S* s) {
-    auto c = ParseLrSchedule(v);
-    if (!c.ok()) return c.status();
-    s->train.schedule = *c;
-    return absl::OkStatus();
-  };
-  schedule.get = [](const S& s) { return LrScheduleName(s.train.schedule); };
-  f.push_back(schedule);
+      "constant",
+      ParseLrSchedule, LrScheduleName,
+      [](S* s) { return &s->train.schedule; }));
   f.push_back(Field<double>("lr-final-fraction",
                             "final lr as a fraction of --lr (cosine)",
                             [](S* s) { return &s->train.lr_final_fraction; }));
@@ -154,6 +159,10 @@ std::vector<TrainingFlag> MakeFlags() {
                               [](S* s) { return &s->train.seed; }));
   f.push_back(Field<int>("threads", "threads each batch is split over",
                          [](S* s) { return &s->train.threads; }));
+  f.push_back(Enum<Precision>(
+      "precision", "arithmetic of training: float32 or float64",
+      ParsePrecision, PrecisionName,
+      [](S* s) { return &s->train.precision; }));
   return f;
 }
 

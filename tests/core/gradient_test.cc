@@ -55,14 +55,14 @@ Problem MakeProblem(CellType cell) {
 }
 
 double Loss(Problem& pr, const Vector& params) {
-  Bptt bptt(pr.config, pr.device);
+  Bptt<double> bptt(pr.config, pr.device);
   return bptt.Run(params, pr.inputs, pr.labels, 1.0, nullptr).loss_sum /
          pr.labels.size();
 }
 
 void CheckGradient(CellType cell) {
   Problem pr = MakeProblem(cell);
-  Bptt bptt(pr.config, pr.device);
+  Bptt<double> bptt(pr.config, pr.device);
   Vector grad = Vector::Zero(pr.params.size());
   bptt.Run(pr.params, pr.inputs, pr.labels, 1.0 / pr.labels.size(), &grad);
   const ParamLayout layout(pr.config);

@@ -1,0 +1,109 @@
+// Training and inference throughput of the core on the default configuration
+// (3 x 32 STNO, 64 steps, 4 substeps, batch 32). items_per_second is
+// training (or classified) sequences per second.
+#include <benchmark/benchmark.h>
+
+#include "core/bptt.h"
+#include "core/dataset.h"
+#include "core/inference.h"
+#include "core/parallel.h"
+#include "core/parameters.h"
+#include "core/trainer.h"
+
+namespace spinnet {
+namespace {
+
+const Dataset& Digits() {
+  static const Dataset* d = [] {
+    auto loaded = LoadDigits(DefaultDigitsPath());
+    if (!loaded.ok()) std::abort();
+    return new Dataset(std::move(*loaded));
+  }();
+  return *d;
+}
+
+NetworkConfig DefaultConfig(CellType cell) {
+  NetworkConfig c;
+  c.cell = cell;
+  return c;
+}
+
+// One forward + backward pass of a batch of 32 in precision T (what a
+// training step costs besides the optimizer's O(params) update), split over
+// state.range(1) threads.
+template <typename T>
+void BM_TrainBatch(benchmark::State& state) {
+  const NetworkConfig config =
+      DefaultConfig(static_cast<CellType>(state.range(0)));
+  const int threads = static_cast<int>(state.range(1));
+  const DeviceParams device;
+  const Vector mask = MakeTrainableMask(config, 0);
+  const VectorT<T> params =
+      InitParameters(config, mask, 0.5, 0).template cast<T>();
+  const int B = 32;
+  const MatrixT<T> inputs = Digits().values.leftCols(B).template cast<T>();
+  const std::vector<int> labels(Digits().labels.begin(),
+                                Digits().labels.begin() + B);
+  std::vector<Bptt<T>> runners(threads, Bptt<T>(config, device));
+  std::vector<VectorT<T>> grads(threads, VectorT<T>::Zero(params.size()));
+  for (auto _ : state) {
+    ParallelFor(threads, B, [&](int part, int b, int e) {
+      std::vector<int> l(labels.begin() + b, labels.begin() + e);
+      runners[part].Run(params, inputs.middleCols(b, e - b), l, 1.0 / B,
+                        &grads[part]);
+    });
+    benchmark::DoNotOptimize(grads[0].data());
+  }
+  state.SetItemsProcessed(state.iterations() * B);
+}
+BENCHMARK_TEMPLATE(BM_TrainBatch, float)
+    ->ArgNames({"cell", "threads"})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Args({0, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_TrainBatch, double)
+    ->ArgNames({"cell", "threads"})
+    ->Args({0, 1})
+    ->Args({1, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Whole-sequence classification of 256 sequences on one thread.
+void BM_Classify(benchmark::State& state) {
+  auto model = std::make_shared<Model>();
+  model->network = DefaultConfig(CellType::kStno);
+  model->mask = MakeTrainableMask(model->network, 0);
+  model->params = InitParameters(model->network, model->mask, 0.5, 0);
+  for (int i = 0; i < 10; ++i) model->class_labels.push_back(std::to_string(i));
+  const Matrix inputs = Digits().values.leftCols(256);
+  for (auto _ : state) {
+    auto out = Classify(*model, inputs, 1);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations() * inputs.cols());
+}
+BENCHMARK(BM_Classify)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One streamed time step (4 Euler steps of a single sequence).
+void BM_StreamStep(benchmark::State& state) {
+  auto model = std::make_shared<Model>();
+  model->network = DefaultConfig(CellType::kStno);
+  model->mask = MakeTrainableMask(model->network, 0);
+  model->params = InitParameters(model->network, model->mask, 0.5, 0);
+  for (int i = 0; i < 10; ++i) model->class_labels.push_back(std::to_string(i));
+  StreamingSession session(model);
+  const double u = 0.5;
+  for (auto _ : state) {
+    if (!session.Feed({&u, 1}).ok()) std::abort();
+    if (session.steps() == 64) session.Reset();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StreamStep);
+
+}  // namespace
+}  // namespace spinnet
+
+BENCHMARK_MAIN();
