@@ -88,14 +88,28 @@ void Bptt<T>::Backward(const Network<T>& net,
   for (Index b = 0; b < B; ++b) g_logits(labels[b], b) -= 1;
   g_logits *= static_cast<T>(loss_scale);
   ParamLayout::Map(g, layout.w_out()).noalias() +=
-      g_logits * tr_.Slot(tr_.y, L - 1, T_steps).transpose();
+      g_logits * tr_.Y(L - 1, T_steps).transpose();
   ParamLayout::Map(g, layout.b_out()) += g_logits.rowwise().sum();
 
-  for (auto* v : {&g_a_, &g_s_, &g_z_}) v->resize(L);
+  g_a_.resize(L);
+  g_s_.resize(L);
+  w_back_.resize(L - 1);
   for (int l = 0; l < L; ++l) {
     g_a_[l].setZero(N, B);
     g_s_[l].setZero(stno ? N : 0, stno ? B : 0);
-    g_z_[l].resize(N, T_steps * B);
+  }
+  g_z_.resize(L * N, T_steps * B);
+  auto g_z = [&](int l, Index t, int count = 1) {
+    return g_z_.block(l * N, t * B, count * N, B);
+  };
+  // dL/dy_l = W_int[l]^T dL/dz_l + W_ext[l+1]^T dL/dz_{l+1}: one product with
+  // [W_int[l]^T W_ext[l+1]^T] and the stacked [dz_l; dz_{l+1}].
+  for (int l = 0; l + 1 < L; ++l) {
+    w_back_[l].resize(N, 2 * N);
+    w_back_[l].leftCols(N) =
+        ParamLayout::Map(params, layout.w_int(l)).transpose();
+    w_back_[l].rightCols(N) =
+        ParamLayout::Map(params, layout.w_ext(l + 1)).transpose();
   }
   // The adjoint g_y_ of y_l(t) flows into p_l, s_l (STNO: y = a_l (p - s))
   // or h_l (CTRNN: y = h).
@@ -121,7 +135,7 @@ void Bptt<T>::Backward(const Network<T>& net,
     for (int l = 0; l < L; ++l) {
       const auto p = tr_.Slot(tr_.a, l, t).array();
       const auto z = tr_.Slot(tr_.z, l, t).array();
-      auto gz = g_z_[l].middleCols(t * B, B).array();
+      auto gz = g_z(l, t).array();
       auto ga = g_a_[l].array();
       if (stno) {
         // The clamp passes no gradient where the update left [0, 1].
@@ -139,32 +153,34 @@ void Bptt<T>::Backward(const Network<T>& net,
     }
     // Through zeta_l(t) into the outputs y(t) that fed it.
     for (int l = 0; l < L; ++l) {
-      g_y_.noalias() = ParamLayout::Map(params, layout.w_int(l)).transpose() *
-                       g_z_[l].middleCols(t * B, B);
       if (l + 1 < L) {
-        g_y_.noalias() +=
-            ParamLayout::Map(params, layout.w_ext(l + 1)).transpose() *
-            g_z_[l + 1].middleCols(t * B, B);
+        g_y_.noalias() = w_back_[l] * g_z(l, t, 2);
+      } else {
+        g_y_.noalias() =
+            ParamLayout::Map(params, layout.w_int(l)).transpose() * g_z(l, t);
       }
       add_output_adjoint(l, t);
     }
   }
 
-  // Weight gradients: one large product per matrix over all time steps.
+  // Weight gradients: one large product per layer over all time steps.
+  const Index TB = T_steps * B;
   for (int l = 0; l < L; ++l) {
-    ParamLayout::Map(g, layout.w_int(l)).noalias() +=
-        g_z_[l] * tr_.y[l].leftCols(T_steps * B).transpose();
-    ParamLayout::Map(g, layout.bias(l)) += g_z_[l].rowwise().sum();
-    if (l > 0) {
-      ParamLayout::Map(g, layout.w_ext(l)).noalias() +=
-          g_z_[l] * tr_.y[l - 1].leftCols(T_steps * B).transpose();
+    const auto dz = g_z_.block(l * N, 0, N, TB);
+    ParamLayout::Map(g, layout.bias(l)) += dz.rowwise().sum();
+    if (l == 0) {
+      ParamLayout::Map(g, layout.w_int(0)).noalias() +=
+          dz * tr_.y.block(0, 0, N, TB).transpose();
+    } else {
+      ParamLayout::Map(g, layout.w_ext_int(l)).noalias() +=
+          dz * tr_.y.block((l - 1) * N, 0, 2 * N, TB).transpose();
     }
   }
   // W_ext[0] sees input u_k during all substeps of interval k.
   auto g_ext0 = ParamLayout::Map(g, layout.w_ext(0));
   for (Index k = 0; k < K; ++k) {
-    g_sum_ = g_z_[0].middleCols(k * S * B, B);
-    for (int j = 1; j < S; ++j) g_sum_ += g_z_[0].middleCols((k * S + j) * B, B);
+    g_sum_ = g_z(0, k * S);
+    for (int j = 1; j < S; ++j) g_sum_ += g_z(0, k * S + j);
     g_ext0.noalias() += g_sum_ * inputs.middleRows(k * d, d).transpose();
   }
 }

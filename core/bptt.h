@@ -51,10 +51,11 @@ class Bptt {
   Trajectory<T> tr_;
   MatrixT<T> drive0_, logits_, probs_;
   SequenceStats stats_;
-  // Backward: adjoints of a_l, s_l at the current step, of y, and dL/dz_l
-  // for every step (N x T*B, for the weight-gradient products).
-  std::vector<MatrixT<T>> g_a_, g_s_, g_z_;
-  MatrixT<T> g_y_, g_sum_;
+  // Backward: adjoints of a_l, s_l at the current step and of y; dL/dz of
+  // every layer and step, stacked like Trajectory::y (L*N x T*B); and
+  // [W_int[l]^T W_ext[l+1]^T] per layer.
+  std::vector<MatrixT<T>> g_a_, g_s_, w_back_;
+  MatrixT<T> g_z_, g_y_, g_sum_;
 };
 
 extern template class Bptt<float>;

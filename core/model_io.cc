@@ -1,3 +1,6 @@
+// File layout: magic (8 bytes) | format version (uint32) | payload |
+// SHA-256 of all before it (32 bytes). Integers are little-endian, doubles
+// are their IEEE-754 bits, strings and vectors carry a uint64 length.
 #include "core/model_io.h"
 
 #include <array>
@@ -261,6 +264,7 @@ void WriteModel(const Model& m, Writer* w) {
   w->U64(t.seed);
   w->I32(t.threads);
   w->F64(t.init_int_scale);
+  w->String(PrecisionName(t.precision));
 
   w->String(m.dataset_name);
   w->U64(m.class_labels.size());
@@ -311,6 +315,8 @@ absl::StatusOr<Model> ReadModel(Reader* r) {
   ASSIGN_OR_RETURN(t.seed, r->U64("train.seed"));
   ASSIGN_OR_RETURN(t.threads, r->I32("train.threads"));
   ASSIGN_OR_RETURN(t.init_int_scale, r->F64("train.init_int_scale"));
+  ASSIGN_OR_RETURN(std::string precision, r->String("train.precision"));
+  ASSIGN_OR_RETURN(t.precision, ParsePrecision(precision));
 
   ASSIGN_OR_RETURN(m.dataset_name, r->String("dataset_name"));
   ASSIGN_OR_RETURN(uint64_t num_labels,

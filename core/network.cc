@@ -8,14 +8,15 @@ template <typename T>
 void Trajectory<T>::Resize(const NetworkConfig& config, Index b, Index slots,
                            Index z_slots) {
   batch = b;
+  neurons = config.neurons;
   const bool stno = config.cell == CellType::kStno;
-  for (auto* m : {&a, &s, &y, &z}) m->resize(config.layers);
+  for (auto* m : {&a, &s, &z}) m->resize(config.layers);
   for (int l = 0; l < config.layers; ++l) {
     a[l].resize(config.neurons, slots * b);
     s[l].resize(stno ? config.neurons : 0, stno ? slots * b : 0);
-    y[l].resize(config.neurons, slots * b);
     z[l].resize(config.neurons, z_slots * b);
   }
+  y.resize(config.layers * config.neurons, slots * b);
 }
 
 template <typename T>
@@ -33,8 +34,8 @@ void Network<T>::Init(Trajectory<T>* tr, Index slot) const {
   for (int l = 0; l < config_.layers; ++l) {
     tr->Slot(tr->a, l, slot).setConstant(stno ? config_.p0 : 0);
     if (stno) tr->Slot(tr->s, l, slot).setConstant(config_.p0);
-    tr->Slot(tr->y, l, slot).setZero();
   }
+  tr->Y(0, slot, config_.layers).setZero();
 }
 
 template <typename T>
@@ -56,21 +57,21 @@ void Network<T>::Step(const MatrixT<T>& drive0, Trajectory<T>* tr, Index from,
   for (int l = 0; l < L; ++l) {
     // zeta_l = zeta_bias + b_l + W_ext[l] x_{l-1} + W_int[l] y_l (model.md 2)
     auto z = tr->Slot(tr->z, l, z_slot);
-    z.noalias() =
-        ParamLayout::Map(params_, layout_.w_int(l)) * tr->Slot(tr->y, l, from);
     if (l == 0) {
+      z.noalias() = ParamLayout::Map(params_, layout_.w_int(0)) *
+                    tr->Y(0, from);
       z += drive0;
       // Cumulative drive: (1/tau) * integral of mean_i |zeta_0 - bias| dt.
       stats->drive += (config_.h() / config_.tau / config_.neurons) *
                       z.cwiseAbs().colwise().sum().template cast<double>();
     } else {
-      z.noalias() += ParamLayout::Map(params_, layout_.w_ext(l)) *
-                     tr->Slot(tr->y, l - 1, from);
+      z.noalias() = ParamLayout::Map(params_, layout_.w_ext_int(l)) *
+                    tr->Y(l - 1, from, 2);
     }
     z.colwise() += ParamLayout::Map(params_, layout_.bias(l)).col(0);
     const auto p = tr->Slot(tr->a, l, from).array();
     auto p_new = tr->Slot(tr->a, l, to).array();
-    auto y_new = tr->Slot(tr->y, l, to).array();
+    auto y_new = tr->Y(l, to).array();
     if (stno) {
       z.array() += zeta_bias;
       const auto zeta = z.array();
@@ -100,7 +101,7 @@ void Network<T>::Logits(const Trajectory<T>& tr, Index slot,
                         MatrixT<T>* logits) const {
   const int top = config_.layers - 1;
   logits->noalias() =
-      ParamLayout::Map(params_, layout_.w_out()) * tr.Slot(tr.y, top, slot);
+      ParamLayout::Map(params_, layout_.w_out()) * tr.Y(top, slot);
   logits->colwise() += ParamLayout::Map(params_, layout_.b_out()).col(0);
 }
 

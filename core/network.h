@@ -21,7 +21,11 @@ struct Trajectory {
   Index batch = 0;
   std::vector<MatrixT<T>> a;  // p_l (STNO power) or h_l (CTRNN), N x slots*B
   std::vector<MatrixT<T>> s;  // high-pass filter state s_l (STNO only)
-  std::vector<MatrixT<T>> y;  // layer output y_l
+  // Outputs of all layers stacked, L*N x slots*B: rows l*N..(l+1)*N hold
+  // y_l, so [y_{l-1}; y_l] is one block and W_ext[l] y_{l-1} + W_int[l] y_l
+  // is one matrix product with [W_ext[l] W_int[l]] (adjacent in ParamLayout).
+  MatrixT<T> y;
+  int neurons = 0;
   // Per Euler step (z slots): zeta_l (STNO) or tanh of the CTRNN
   // pre-activation, the quantity the backward pass differentiates through.
   std::vector<MatrixT<T>> z;
@@ -34,6 +38,13 @@ struct Trajectory {
   }
   auto Slot(const std::vector<MatrixT<T>>& m, int l, Index slot) const {
     return m[l].middleCols(slot * batch, batch);
+  }
+  // y_l .. y_{l+count-1} at `slot`.
+  auto Y(int l, Index slot, int count = 1) {
+    return y.block(l * neurons, slot * batch, count * neurons, batch);
+  }
+  auto Y(int l, Index slot, int count = 1) const {
+    return y.block(l * neurons, slot * batch, count * neurons, batch);
   }
 };
 

@@ -19,6 +19,8 @@ struct ParamBlock {
   Index size() const { return rows * cols; }
 };
 
+// Per layer: W_ext[l], W_int[l] (adjacent, column-major), b_l; then W_out,
+// b_out and the amplification factors.
 class ParamLayout {
  public:
   explicit ParamLayout(const NetworkConfig& config);
@@ -26,6 +28,10 @@ class ParamLayout {
   const ParamBlock& w_ext(int l) const { return w_ext_[l]; }  // N x (d or N)
   const ParamBlock& w_int(int l) const { return w_int_[l]; }  // N x N
   const ParamBlock& bias(int l) const { return bias_[l]; }    // N x 1
+  // [W_ext[l] W_int[l]] as one N x 2N block, for l >= 1.
+  ParamBlock w_ext_int(int l) const {
+    return {w_ext_[l].offset, w_ext_[l].rows, w_ext_[l].cols + w_int_[l].cols};
+  }
   const ParamBlock& w_out() const { return w_out_; }          // C x N
   const ParamBlock& b_out() const { return b_out_; }          // C x 1
   const ParamBlock& amplification() const { return amp_; }    // L x 1

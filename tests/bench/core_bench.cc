@@ -28,6 +28,20 @@ NetworkConfig DefaultConfig(CellType cell) {
   return c;
 }
 
+// Matrix-product FLOPs (2 per multiply-add) of one training sequence: the
+// forward products W_int y, W_ext x (W_ext[0] u once per input interval),
+// the same products transposed in the backward pass, the weight-gradient
+// products and the readout. Element-wise work adds about 15 % (MODEL.md).
+double GemmFlopsPerSample(const NetworkConfig& c, int steps) {
+  const double N = c.neurons, L = c.layers, T = steps * c.substeps;
+  const double per_step = 2 * N * N * (L + (L - 1));  // W_int, W_ext[l>0]
+  const double forward = T * per_step + steps * 2 * N * c.input_dim;
+  const double backward = T * per_step;  // W^T dz, without W_ext[0]
+  const double weight_grads = forward;   // dz x^T over all steps
+  const double readout = 3 * 2 * N * c.num_classes;
+  return forward + backward + weight_grads + readout;
+}
+
 // One forward + backward pass of a batch of 32 in precision T (what a
 // training step costs besides the optimizer's O(params) update), split over
 // state.range(1) threads.
@@ -55,6 +69,10 @@ void BM_TrainBatch(benchmark::State& state) {
     benchmark::DoNotOptimize(grads[0].data());
   }
   state.SetItemsProcessed(state.iterations() * B);
+  state.counters["gemm_flops_per_sample"] = GemmFlopsPerSample(config, 64);
+  state.counters["gemm_flops"] = benchmark::Counter(
+      GemmFlopsPerSample(config, 64) * B * state.iterations(),
+      benchmark::Counter::kIsRate);
 }
 BENCHMARK_TEMPLATE(BM_TrainBatch, float)
     ->ArgNames({"cell", "threads"})
@@ -69,6 +87,23 @@ BENCHMARK_TEMPLATE(BM_TrainBatch, double)
     ->Args({1, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The machine's attainable peak: a large matrix product in Eigen, one
+// thread. The counter gemm_flops is the reference for the training FLOP rate.
+template <typename T>
+void BM_PeakGemm(benchmark::State& state) {
+  const int n = 512;
+  const MatrixT<T> a = MatrixT<T>::Random(n, n), b = MatrixT<T>::Random(n, n);
+  MatrixT<T> c(n, n);
+  for (auto _ : state) {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["gemm_flops"] = benchmark::Counter(
+      2.0 * n * n * n * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK_TEMPLATE(BM_PeakGemm, float)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_PeakGemm, double)->Unit(benchmark::kMillisecond);
 
 // Whole-sequence classification of 256 sequences on one thread.
 void BM_Classify(benchmark::State& state) {

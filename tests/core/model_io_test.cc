@@ -59,6 +59,7 @@ Model MakeModel(CellType cell) {
   t.adam_eps = 1e-9;
   t.clip_norm = 2.5;
   t.schedule = LrSchedule::kConstant;
+  t.precision = Precision::kFloat64;
   t.lr_final_fraction = 0.1;
   t.batch = 16;
   t.epochs = 7;
@@ -141,6 +142,7 @@ void ExpectModelsEqual(const Model& a, const Model& b) {
   EXPECT_EQ(a.train.adam_eps, b.train.adam_eps);
   EXPECT_EQ(a.train.clip_norm, b.train.clip_norm);
   EXPECT_EQ(a.train.schedule, b.train.schedule);
+  EXPECT_EQ(a.train.precision, b.train.precision);
   EXPECT_EQ(a.train.lr_final_fraction, b.train.lr_final_fraction);
   EXPECT_EQ(a.train.batch, b.train.batch);
   EXPECT_EQ(a.train.epochs, b.train.epochs);
@@ -422,7 +424,8 @@ TEST(ModelIoTest, UnknownEnumNamesAreRejected) {
   const struct {
     std::string name, replacement, error;
   } cases[] = {{"stno", "stnx", "unknown cell 'stnx'"},
-               {"constant", "constanx", "unknown lr schedule 'constanx'"}};
+               {"constant", "constanx", "unknown lr schedule 'constanx'"},
+               {"float64", "float65", "unknown precision 'float65'"}};
   for (const auto& c : cases) {
     const size_t at = FindOnly(bytes, U64Bytes(c.name.size()) + c.name);
     ASSERT_NE(at, std::string::npos) << c.name;
