@@ -2,6 +2,7 @@
 // Run with --help for the flags.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <map>
@@ -59,19 +60,19 @@ const ToolFlag* FindToolFlag(const std::string& name) {
 }
 
 void PrintHelp() {
-  std::printf(
+  absl::PrintF(
       "usage: spinnet-train [flags]\n"
       "Trains a spin-torque-oscillator (or CTRNN) network by BPTT.\n\n");
   TrainingSpec defaults;
   for (const ToolFlag& f : kToolFlags) {
-    std::printf("  --%-20s %s\n", f.name, f.help);
+    absl::PrintF("  --%-20s %s\n", f.name, f.help);
   }
-  std::printf("\ntraining settings (default in brackets):\n");
+  absl::PrintF("\ntraining settings (default in brackets):\n");
   for (const TrainingFlag& f : TrainingFlags()) {
-    std::printf("  --%-20s %s [%s]\n", f.name.c_str(), f.help.c_str(),
+    absl::PrintF("  --%-20s %s [%s]\n", f.name.c_str(), f.help.c_str(),
                 f.get(defaults).c_str());
   }
-  std::printf(
+  absl::PrintF(
       "\nExit status: 0 done, 1 runtime error, 2 bad flags, 130 "
       "interrupted.\n");
 }
@@ -189,7 +190,7 @@ class CliObserver : public TrainingObserver {
   void OnBatch(int epoch, int done, int total) override {
     if (json_ || !tty_) return;
     const int width = 30, filled = width * done / total;
-    std::fprintf(stderr, "\repoch %d/%d [%s%s] %3d%%", epoch, epochs_,
+    absl::FPrintF(stderr, "\repoch %d/%d [%s%s] %3d%%", epoch, epochs_,
                  std::string(filled, '#').c_str(),
                  std::string(width - filled, '.').c_str(),
                  100 * done / total);
@@ -197,8 +198,8 @@ class CliObserver : public TrainingObserver {
   }
 
   void OnEpoch(const EpochMetrics& m, const Checkpoint& c) override {
-    if (!json_ && tty_) std::fprintf(stderr, "\r\033[K");
-    std::printf("%s\n", (json_ ? Json(m) : Human(m, epochs_)).c_str());
+    if (!json_ && tty_) absl::FPrintF(stderr, "\r\033[K");
+    absl::PrintF("%s\n", (json_ ? Json(m) : Human(m, epochs_)).c_str());
     std::fflush(stdout);
     if (!checkpoint_path_.empty()) {
       checkpoint_status_.Update(SaveCheckpoint(c, checkpoint_path_));
@@ -250,7 +251,7 @@ absl::StatusOr<DatasetSplit> LoadData(const CommandLine& cl,
 }
 
 int Fail(int code, const absl::Status& s) {
-  std::fprintf(stderr, "spinnet-train: %s\n", std::string(s.message()).c_str());
+  absl::FPrintF(stderr, "spinnet-train: %s\n", std::string(s.message()).c_str());
   return code;
 }
 
@@ -271,10 +272,10 @@ int RunSweepCommand(const CommandLine& cl, const TrainingSpec& base,
   auto result = RunSweep(base, axes, seeds, data.train, data.test,
                          base.train.threads, [&](int done, int total) {
                            if (tty && !json) {
-                             std::fprintf(stderr, "\rrun %d/%d", done, total);
+                             absl::FPrintF(stderr, "\rrun %d/%d", done, total);
                            }
                          });
-  if (tty && !json) std::fprintf(stderr, "\r\033[K");
+  if (tty && !json) absl::FPrintF(stderr, "\r\033[K");
   if (!result.ok()) {
     return Fail(result.status().code() == absl::StatusCode::kInvalidArgument &&
                         g_interrupted == 0
@@ -282,10 +283,9 @@ int RunSweepCommand(const CommandLine& cl, const TrainingSpec& base,
                     : 1,
                 result.status());
   }
-  if (!json) {
-    std::printf("%-32s %8s %8s %8s %6s %9s %9s\n", "setting", "median", "q25",
-                "q75", "seeds", "D", "seconds");
-  }
+  // Human-readable rows are "flag=value ..." padded to the widest.
+  std::vector<std::string> names;
+  size_t width = 7;
   for (const SweepPointResult& p : *result) {
     std::vector<std::string> parts;
     for (const auto& [flag, value] : p.settings) {
@@ -293,25 +293,34 @@ int RunSweepCommand(const CommandLine& cl, const TrainingSpec& base,
                                           JsonString(value))
                            : absl::StrCat(flag, "=", value));
     }
+    names.push_back(absl::StrJoin(parts, json ? ", " : " "));
+    if (names.back().empty()) names.back() = "(base)";
+    width = std::max(width, names.back().size());
+  }
+  if (!json) {
+    absl::PrintF("%-*s %8s %8s %8s %6s %9s %9s\n", static_cast<int>(width),
+                "setting", "median", "q25", "q75", "seeds", "D", "seconds");
+  }
+  for (size_t i = 0; i < result->size(); ++i) {
+    const SweepPointResult& p = (*result)[i];
     if (json) {
-      std::printf(
+      absl::PrintF(
           "{\"settings\": {%s}, \"seeds\": %zu, \"median_test_accuracy\": "
           "%.6f, \"q25_test_accuracy\": %.6f, \"q75_test_accuracy\": %.6f, "
           "\"test_accuracies\": [%s], \"cumulative_drive\": %.6g, "
           "\"train_seconds\": %.2f}\n",
-          absl::StrJoin(parts, ", "), p.test_accuracies.size(), p.median,
-          p.q25, p.q75,
+          p.settings.empty() ? "" : names[i], p.test_accuracies.size(),
+          p.median, p.q25, p.q75,
           absl::StrJoin(p.test_accuracies, ", ",
                         [](std::string* out, double a) {
                           absl::StrAppendFormat(out, "%.6f", a);
                         }),
           p.mean_cumulative_drive, p.train_seconds);
     } else {
-      std::printf("%-32s %7.2f%% %7.2f%% %7.2f%% %6zu %9.3g %9.1f\n",
-                  parts.empty() ? "(base)" : absl::StrJoin(parts, " ").c_str(),
-                  100 * p.median, 100 * p.q25, 100 * p.q75,
-                  p.test_accuracies.size(), p.mean_cumulative_drive,
-                  p.train_seconds);
+      absl::PrintF("%-*s %7.2f%% %7.2f%% %7.2f%% %6zu %9.3g %9.1f\n",
+                  static_cast<int>(width), names[i], 100 * p.median,
+                  100 * p.q25, 100 * p.q75, p.test_accuracies.size(),
+                  p.mean_cumulative_drive, p.train_seconds);
     }
   }
   return 0;
@@ -384,7 +393,7 @@ int Main(int argc, char** argv) {
   }
   if (!start.ok()) return Fail(1, start.status());
   if (!json) {
-    std::printf("training %s: %d x %d %s, %ld train / %ld test sequences of %d "
+    absl::PrintF("training %s: %d x %d %s, %ld train / %ld test sequences of %d "
                 "steps, %d epochs, seed %llu\n",
                 data->train.name.c_str(), start->model.network.layers,
                 start->model.network.neurons,
@@ -403,7 +412,7 @@ int Main(int argc, char** argv) {
   }
   if (!done.ok()) {
     if (done.status().code() == absl::StatusCode::kCancelled) {
-      std::fprintf(stderr, "\nspinnet-train: interrupted: %s\n",
+      absl::FPrintF(stderr, "\nspinnet-train: interrupted: %s\n",
                    std::string(done.status().message()).c_str());
       return 130;
     }
@@ -415,7 +424,7 @@ int Main(int argc, char** argv) {
   }
   const EpochMetrics& last = done->history.back();
   if (json) {
-    std::printf(
+    absl::PrintF(
         "{\"final\": true, \"epochs\": %d, \"test_accuracy\": %.6f, "
         "\"test_loss\": %.6f, \"train_accuracy\": %.6f, "
         "\"energy_per_sample_joules\": %.6g, \"cumulative_drive\": %.6g, "
@@ -425,7 +434,7 @@ int Main(int argc, char** argv) {
         last.cumulative_drive,
         JsonString(cl.values.count("out") ? cl.values.at("out") : ""));
   } else {
-    std::printf("final test accuracy %.2f%%%s\n", 100 * last.test_accuracy,
+    absl::PrintF("final test accuracy %.2f%%%s\n", 100 * last.test_accuracy,
                 cl.values.count("out")
                     ? absl::StrCat(", model written to ", cl.values.at("out"))
                           .c_str()
