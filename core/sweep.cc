@@ -22,40 +22,36 @@ double Quantile(std::vector<double> v, double q) {
 }
 
 absl::StatusOr<std::vector<SweepPointResult>> RunSweep(
-    const TrainingSpec& base, const std::vector<SweepAxis>& axes,
+    const std::vector<Setting>& fixed, const std::vector<SweepAxis>& axes,
     const std::vector<uint64_t>& seeds, const Dataset& train_data,
     const Dataset& test_data, int threads,
     const std::function<void(int, int)>& on_run_done) {
   if (seeds.empty()) return absl::InvalidArgumentError("no seeds to sweep");
   // Expand the grid and check every point before training anything.
   std::vector<SweepPointResult> points(1);
-  std::vector<TrainingSpec> specs = {base};
   for (const SweepAxis& axis : axes) {
-    const TrainingFlag* flag = FindTrainingFlag(axis.flag);
-    if (flag == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot sweep unknown setting --", axis.flag));
-    }
-    std::vector<SweepPointResult> next_points;
-    std::vector<TrainingSpec> next_specs;
-    for (size_t p = 0; p < specs.size(); ++p) {
+    std::vector<SweepPointResult> next;
+    for (const SweepPointResult& point : points) {
       for (const std::string& value : axis.values) {
-        TrainingSpec spec = specs[p];
-        RETURN_IF_ERROR(flag->set(value, &spec));
-        SweepPointResult point = points[p];
-        point.settings.emplace_back(axis.flag, value);
-        next_specs.push_back(spec);
-        next_points.push_back(point);
+        next.push_back(point);
+        next.back().settings.emplace_back(axis.flag, value);
       }
     }
-    specs = std::move(next_specs);
-    points = std::move(next_points);
+    points = std::move(next);
   }
-  for (TrainingSpec& spec : specs) {
+  std::vector<TrainingSpec> specs;
+  for (const SweepPointResult& point : points) {
+    std::vector<Setting> settings = fixed;
+    settings.insert(settings.end(), point.settings.begin(),
+                    point.settings.end());
+    ASSIGN_OR_RETURN(TrainingSpec spec, MakeTrainingSpec(settings));
+    spec.network.input_dim = train_data.input_dim;
+    spec.network.num_classes = static_cast<int>(train_data.class_labels.size());
     spec.train.threads = 1;
     RETURN_IF_ERROR(StartTraining(spec.network, spec.device, spec.train,
                                   train_data)
                         .status());
+    specs.push_back(spec);
   }
   for (auto& p : points) p.test_accuracies.assign(seeds.size(), 0);
   std::vector<std::vector<double>> drives(points.size(),

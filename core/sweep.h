@@ -31,12 +31,13 @@ struct SweepPointResult {
 // Linear-interpolation quantile (numpy's default) of non-empty `v`.
 double Quantile(std::vector<double> v, double q);
 
-// Trains base with each combination of axis values (cartesian product, first
-// axis slowest) for each seed, `threads` runs at a time (each run single-
-// threaded). `on_run_done(done, total)` is called from worker threads under a
-// lock. Fails on the first invalid setting before any training starts.
+// Trains, for each combination of axis values (cartesian product, first axis
+// slowest) and each seed, the network MakeTrainingSpec(fixed + combination)
+// sized for the data, `threads` runs at a time (each run single-threaded).
+// `on_run_done(done, total)` is called from worker threads under a lock.
+// Fails on the first invalid setting before any training starts.
 absl::StatusOr<std::vector<SweepPointResult>> RunSweep(
-    const TrainingSpec& base, const std::vector<SweepAxis>& axes,
+    const std::vector<Setting>& fixed, const std::vector<SweepAxis>& axes,
     const std::vector<uint64_t>& seeds, const Dataset& train_data,
     const Dataset& test_data, int threads,
     const std::function<void(int done, int total)>& on_run_done);

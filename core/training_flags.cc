@@ -51,8 +51,10 @@ TrainingFlag Field(std::string name, std::string help,
       return ParseNumber(name, v, field(s));
     }
   };
-  f.get = [field](const TrainingSpec& s) {
-    return absl::StrCat(*field(const_cast<TrainingSpec*>(&s)));
+  f.get = [field](const TrainingSpec& s) -> std::string {
+    const T value = *field(const_cast<TrainingSpec*>(&s));
+    if constexpr (std::is_same_v<T, bool>) return value ? "true" : "false";
+    return absl::StrCat(value);
   };
   return f;
 }
@@ -167,6 +169,39 @@ std::vector<TrainingFlag> MakeFlags() {
 }
 
 }  // namespace
+
+TrainingSpec DefaultTrainingSpec(CellType cell) {
+  TrainingSpec spec;
+  spec.network.cell = cell;
+  if (cell == CellType::kCtrnn) {
+    spec.network.tau = 5.0;
+    spec.train.init_int_scale = 1.0;
+    spec.train.lr = 1e-2;
+  }
+  return spec;
+}
+
+absl::StatusOr<TrainingSpec> MakeTrainingSpec(
+    const std::vector<Setting>& settings) {
+  CellType cell = CellType::kStno;
+  for (const auto& [name, value] : settings) {
+    if (name != "cell") continue;
+    absl::StatusOr<CellType> c = ParseCellType(value);
+    if (!c.ok()) return c.status();
+    cell = *c;
+  }
+  TrainingSpec spec = DefaultTrainingSpec(cell);
+  for (const auto& [name, value] : settings) {
+    const TrainingFlag* flag = FindTrainingFlag(name);
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown training setting --", name));
+    }
+    absl::Status s = flag->set(value, &spec);
+    if (!s.ok()) return s;
+  }
+  return spec;
+}
 
 const std::vector<TrainingFlag>& TrainingFlags() {
   static const std::vector<TrainingFlag>* flags =

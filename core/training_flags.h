@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -27,6 +28,20 @@ struct TrainingFlag {
       set;
   std::function<std::string(const TrainingSpec& spec)> get;
 };
+
+// One flag setting, e.g. {"dt-in", "0.5"}.
+using Setting = std::pair<std::string, std::string>;
+
+// The defaults for `cell`. The STNO's are model.md's. The CTRNN's time
+// constant is 5 ns, the STNO's effective relaxation time near threshold,
+// tau / (1 - zeta_bias); with it the CTRNN trains best at W_int scale 1 and
+// lr 1e-2 (README, "Accuracy"; MODEL.md "Defaults").
+TrainingSpec DefaultTrainingSpec(CellType cell);
+
+// The defaults of the cell named by a "cell" setting (STNO if none), then
+// every setting applied in order. INVALID_ARGUMENT names the bad flag.
+absl::StatusOr<TrainingSpec> MakeTrainingSpec(
+    const std::vector<Setting>& settings);
 
 // Every training flag, in help order.
 const std::vector<TrainingFlag>& TrainingFlags();

@@ -63,14 +63,17 @@ void PrintHelp() {
   absl::PrintF(
       "usage: spinnet-train [flags]\n"
       "Trains a spin-torque-oscillator (or CTRNN) network by BPTT.\n\n");
-  TrainingSpec defaults;
+  const TrainingSpec stno = DefaultTrainingSpec(CellType::kStno);
+  const TrainingSpec ctrnn = DefaultTrainingSpec(CellType::kCtrnn);
   for (const ToolFlag& f : kToolFlags) {
     absl::PrintF("  --%-20s %s\n", f.name, f.help);
   }
   absl::PrintF("\ntraining settings (default in brackets):\n");
   for (const TrainingFlag& f : TrainingFlags()) {
-    absl::PrintF("  --%-20s %s [%s]\n", f.name.c_str(), f.help.c_str(),
-                f.get(defaults).c_str());
+    const std::string a = f.get(stno), b = f.get(ctrnn);
+    absl::PrintF("  --%-20s %s [%s]\n", f.name, f.help,
+                 a == b || f.name == "cell" ? a
+                                            : absl::StrCat(a, "; ctrnn ", b));
   }
   absl::PrintF(
       "\nExit status: 0 done, 1 runtime error, 2 bad flags, 130 "
@@ -255,22 +258,29 @@ int Fail(int code, const absl::Status& s) {
   return code;
 }
 
-int RunSweepCommand(const CommandLine& cl, const TrainingSpec& base,
+int RunSweepCommand(const CommandLine& cl, const TrainingSpec& spec,
                     const DatasetSplit& data, bool json) {
+  // Flags with a list of values are the grid's axes; the others hold.
+  std::vector<Setting> fixed;
   std::vector<SweepAxis> axes;
   for (const std::string& name : cl.order) {
+    const std::string& value = cl.values.at(name);
     if (name == "seed" || name == "threads") continue;
-    axes.push_back({name, absl::StrSplit(cl.values.at(name), ',')});
+    if (value.find(',') == std::string::npos) {
+      fixed.emplace_back(name, value);
+    } else {
+      axes.push_back({name, absl::StrSplit(value, ',')});
+    }
   }
-  std::vector<uint64_t> seeds = {base.train.seed};
+  std::vector<uint64_t> seeds = {spec.train.seed};
   if (cl.values.count("seeds")) {
     auto parsed = ParseSeeds(cl.values.at("seeds"));
     if (!parsed.ok()) return Fail(2, parsed.status());
     seeds = *parsed;
   }
   const bool tty = isatty(STDERR_FILENO);
-  auto result = RunSweep(base, axes, seeds, data.train, data.test,
-                         base.train.threads, [&](int done, int total) {
+  auto result = RunSweep(fixed, axes, seeds, data.train, data.test,
+                         spec.train.threads, [&](int done, int total) {
                            if (tty && !json) {
                              absl::FPrintF(stderr, "\rrun %d/%d", done, total);
                            }
@@ -338,7 +348,9 @@ int Main(int argc, char** argv) {
   const bool sweep = cl.values.count("sweep") > 0;
   const bool resume = cl.values.count("resume") > 0;
 
-  TrainingSpec spec;
+  // In a sweep, the first value of each list is checked here; RunSweep
+  // checks every grid point before it trains.
+  std::vector<Setting> settings;
   for (const std::string& name : cl.order) {
     const std::string& value = cl.values.at(name);
     if (!sweep && value.find(',') != std::string::npos) {
@@ -350,11 +362,11 @@ int Main(int argc, char** argv) {
                          "--", name, " cannot be changed with --resume; the "
                          "checkpoint holds the training settings")));
     }
-    // In a sweep, validate the first value; RunSweep sets each in turn.
-    absl::Status s =
-        FindTrainingFlag(name)->set(value.substr(0, value.find(',')), &spec);
-    if (!s.ok()) return Fail(2, s);
+    settings.emplace_back(name, value.substr(0, value.find(',')));
   }
+  absl::StatusOr<TrainingSpec> made = MakeTrainingSpec(settings);
+  if (!made.ok()) return Fail(2, made.status());
+  TrainingSpec& spec = *made;
   if (cl.values.count("seeds") && !sweep) {
     return Fail(2, absl::InvalidArgumentError("--seeds needs --sweep"));
   }
