@@ -2,9 +2,18 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace spinnet {
 namespace {
+
+// Shortest of %.15g / %.17g that reads back as the same double.
+std::string FormatDouble(double v) {
+  std::string s = absl::StrFormat("%.15g", v);
+  double back;
+  if (absl::SimpleAtod(s, &back) && back == v) return s;
+  return absl::StrFormat("%.17g", v);
+}
 
 template <typename T>
 absl::Status ParseNumber(const std::string& name, const std::string& v,
@@ -53,8 +62,13 @@ TrainingFlag Field(std::string name, std::string help,
   };
   f.get = [field](const TrainingSpec& s) -> std::string {
     const T value = *field(const_cast<TrainingSpec*>(&s));
-    if constexpr (std::is_same_v<T, bool>) return value ? "true" : "false";
-    return absl::StrCat(value);
+    if constexpr (std::is_same_v<T, bool>) {
+      return value ? "true" : "false";
+    } else if constexpr (std::is_same_v<T, double>) {
+      return FormatDouble(value);
+    } else {
+      return absl::StrCat(value);
+    }
   };
   return f;
 }

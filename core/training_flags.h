@@ -26,6 +26,7 @@ struct TrainingFlag {
   bool is_bool;      // a switch: "--name" alone means true
   std::function<absl::Status(const std::string& value, TrainingSpec* spec)>
       set;
+  // The value in `spec`, as text that `set` reads back exactly.
   std::function<std::string(const TrainingSpec& spec)> get;
 };
 

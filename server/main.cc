@@ -1,0 +1,161 @@
+// spinnet-server: the gRPC service with its embedded store. --help lists
+// the flags.
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/server.h"
+
+namespace spinnet::server {
+namespace {
+
+struct Flag {
+  const char* name;
+  const char* help;
+  bool is_bool;
+  std::function<bool(const std::string&, ServerOptions*)> set;
+};
+
+bool ParseInt(const std::string& v, int* out) { return absl::SimpleAtoi(v, out); }
+
+bool ParseSeconds(const std::string& v, absl::Duration* out) {
+  double s;
+  if (!absl::SimpleAtod(v, &s) || s <= 0) return false;
+  *out = absl::Seconds(s);
+  return true;
+}
+
+const std::vector<Flag>& Flags() {
+  using O = ServerOptions;
+  static const auto* flags = new std::vector<Flag>{
+      {"listen", "gRPC address host:port (port 0: any free port)", false,
+       [](const std::string& v, O* o) { o->listen = v; return !v.empty(); }},
+      {"metrics-listen", "Prometheus /metrics address host:port ('' = off)",
+       false, [](const std::string& v, O* o) { o->metrics_listen = v; return true; }},
+      {"data-dir", "directory of the store, models, checkpoints, datasets",
+       false, [](const std::string& v, O* o) { o->data_dir = v; return !v.empty(); }},
+      {"training-workers", "training jobs run at once", false,
+       [](const std::string& v, O* o) { return ParseInt(v, &o->training_workers); }},
+      {"max-streams", "concurrent StreamClassify sessions", false,
+       [](const std::string& v, O* o) { return ParseInt(v, &o->max_streams); }},
+      {"max-queued-jobs", "jobs waiting before submits are refused", false,
+       [](const std::string& v, O* o) { return ParseInt(v, &o->max_queued_jobs); }},
+      {"max-message-bytes", "largest gRPC message accepted [bytes]", false,
+       [](const std::string& v, O* o) { return ParseInt(v, &o->max_message_bytes); }},
+      {"max-dataset-bytes", "largest dataset upload [bytes]", false,
+       [](const std::string& v, O* o) {
+         return absl::SimpleAtoi(v, &o->max_dataset_bytes);
+       }},
+      {"stream-idle-timeout", "close streams idle this long [s]", false,
+       [](const std::string& v, O* o) {
+         return ParseSeconds(v, &o->stream_idle_timeout);
+       }},
+      {"auth-token-file", "require 'authorization: Bearer <token in file>'",
+       false, [](const std::string& v, O* o) { o->auth_token_file = v; return true; }},
+      {"tls-cert", "server certificate (PEM); enables TLS", false,
+       [](const std::string& v, O* o) { o->tls.cert_file = v; return true; }},
+      {"tls-key", "server private key (PEM)", false,
+       [](const std::string& v, O* o) { o->tls.key_file = v; return true; }},
+      {"tls-client-ca", "CA (PEM) that client certificates must chain to "
+                        "(mutual TLS)", false,
+       [](const std::string& v, O* o) { o->tls.client_ca_file = v; return true; }},
+      {"reflection", "serve gRPC server reflection", true,
+       [](const std::string&, O* o) { o->reflection = true; return true; }},
+      {"allow-insecure-remote",
+       "allow a non-loopback --listen without --auth-token-file", true,
+       [](const std::string&, O* o) { o->allow_insecure_remote = true; return true; }},
+      {"shutdown-grace", "on SIGTERM, seconds in-flight calls may finish", false,
+       nullptr},
+  };
+  return *flags;
+}
+
+int Usage(const std::string& error) {
+  std::fprintf(stderr, "spinnet-server: %s\n", error.c_str());
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  ServerOptions options;
+  absl::Duration grace = absl::Seconds(5);
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: spinnet-server [flags]\n\n");
+      const ServerOptions d;
+      for (const Flag& f : Flags()) std::printf("  --%-24s %s\n", f.name, f.help);
+      std::printf(
+          "\ndefaults: --listen %s --metrics-listen %s --data-dir %s "
+          "--training-workers %d --max-streams %d --max-queued-jobs %d "
+          "--max-message-bytes %d --stream-idle-timeout 60 --shutdown-grace 5\n",
+          d.listen.c_str(), d.metrics_listen.c_str(), d.data_dir.c_str(),
+          d.training_workers, d.max_streams, d.max_queued_jobs,
+          d.max_message_bytes);
+      return 0;
+    }
+    if (arg.rfind("--", 0) != 0) return Usage("unexpected argument " + arg);
+    std::string name = arg.substr(2), value;
+    const size_t eq = name.find('=');
+    bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    const Flag* flag = nullptr;
+    for (const Flag& f : Flags()) {
+      if (name == f.name) flag = &f;
+    }
+    if (flag == nullptr) return Usage("unknown flag --" + name + " (see --help)");
+    if (!has_value && !flag->is_bool) {
+      if (i + 1 >= argc) return Usage("flag --" + name + " needs a value");
+      value = argv[++i];
+    }
+    const bool ok = flag->set ? flag->set(value, &options)
+                              : ParseSeconds(value, &grace);
+    if (!ok) return Usage("bad value '" + value + "' for --" + name);
+  }
+
+  // SIGTERM/SIGINT are taken by a waiting thread, not a handler, so the
+  // shutdown runs as ordinary code.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  SpinnetServer server(options);
+  absl::Status started = server.Start();
+  if (!started.ok()) {
+    std::fprintf(stderr, "spinnet-server: %s\n",
+                 std::string(started.message()).c_str());
+    return 1;
+  }
+  std::printf("spinnet-server listening on %s", server.address().c_str());
+  if (!server.metrics_address().empty()) {
+    std::printf(", metrics on http://%s/metrics",
+                server.metrics_address().c_str());
+  }
+  std::printf(", data in %s\n", options.data_dir.c_str());
+  std::fflush(stdout);
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "spinnet-server: signal %d, shutting down\n", sig);
+    server.Shutdown(absl::Now() + grace);
+  });
+  server.Wait();
+  waiter.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace spinnet::server
+
+int main(int argc, char** argv) { return spinnet::server::Main(argc, argv); }

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the spinnet-server process with the spinnet CLI:
+the whole flow on one server, kill -9 mid-training and restart, graceful
+SIGTERM, a second server on the same data dir, auth on the command line.
+
+usage: e2e_test.py BUILD_DIR
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+BUILD = None
+
+
+def server_bin():
+    return os.path.join(BUILD, "server", "spinnet-server")
+
+
+def cli_bin():
+    return os.path.join(BUILD, "client", "spinnet")
+
+
+class Server:
+    """A spinnet-server process on free ports in `data_dir`."""
+
+    def __init__(self, data_dir, *extra):
+        self.proc = subprocess.Popen(
+            [server_bin(), "--listen", "127.0.0.1:0", "--metrics-listen",
+             "127.0.0.1:0", "--data-dir", data_dir, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (\S+?),.*metrics on http://(\S+?)/metrics", line)
+        if not m:
+            self.proc.kill()
+            raise AssertionError("server did not start: " + line +
+                                 self.proc.stderr.read())
+        self.address, self.metrics = m.group(1), m.group(2)
+
+    def cli(self, *args, check=True, token_file=None, timeout=300):
+        cmd = [cli_bin(), "--server", self.address, *args]
+        if token_file:
+            cmd += ["--token-file", token_file]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def json(self, *args):
+        out = self.cli("--json", *args).stdout
+        return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def field(msg, name):
+    """A JSON field by its proto name or its lowerCamelCase JSON name."""
+    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+    return msg.get(name, msg.get(camel))
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class WholeFlowTest(unittest.TestCase):
+    def test_upload_train_watch_classify_stream_metrics(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            s = Server(os.path.join(tmp, "data"))
+            try:
+                self.assertEqual(s.cli("health").returncode, 0)
+                # A small dataset: the first 400 digits as CSV (label first).
+                import gzip
+                src = os.path.join(os.path.dirname(__file__), "../../core/data/digits.csv.gz")
+                rows = gzip.open(src, "rt").read().splitlines()[:400]
+                csv = os.path.join(tmp, "small.csv")
+                with open(csv, "w") as f:
+                    for r in rows:
+                        cells = r.split(",")
+                        f.write(",".join([cells[-1]] + [str(int(c) / 16) for c in cells[:-1]]) + "\n")
+                s.cli("datasets", "upload", csv, "--name", "small")
+                names = [field(d, "name") for d in s.json("datasets")]
+                self.assertIn("digits", names)
+                self.assertIn("small", names)
+
+                r = s.cli("train", "--dataset", "small", "--model", "m",
+                          "--epochs", "3", "--neurons", "16", "--watch",
+                          "--request-id", "req-1")
+                jobs = s.json("jobs")
+                self.assertEqual(len(jobs), 1)
+                job = jobs[0]
+                self.assertEqual(field(job, "state"), "JOB_STATE_SUCCEEDED")
+                # Idempotent: the same request id returns the same job.
+                again = s.json("train", "--dataset", "small", "--model", "m",
+                               "--epochs", "3", "--neurons", "16",
+                               "--request-id", "req-1")
+                self.assertEqual(field(again[0], "id"), field(job, "id"))
+                self.assertEqual(len(s.json("jobs")), 1)
+
+                models = s.json("models", "m")
+                self.assertEqual(len(models), 1)
+                self.assertEqual(field(models[0], "version"), 1)
+
+                curves = s.json("metrics", field(job, "id"))
+                epochs = field(curves[0], "epochs")
+                self.assertEqual(len(epochs), 3)
+
+                out = s.cli("classify", "--model", "m", csv).stdout
+                self.assertIn("accuracy", out)
+
+                # Stream two sequences given as labelled rows, one step per message.
+                r = subprocess.run(
+                    [cli_bin(), "--server", s.address, "stream", "--model", "m",
+                     "--every", "16", "--sequences"],
+                    input="\n".join(open(csv).read().splitlines()[:2]) + "\n",
+                    capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertGreaterEqual(r.stdout.lower().count("final"), 2, r.stdout)
+                self.assertGreaterEqual(r.stdout.lower().count("provisional"), 6, r.stdout)
+
+                body = urllib.request.urlopen(f"http://{s.metrics}/metrics", timeout=10).read().decode()
+                self.assertIn("spinnet_grpc_requests_total", body)
+                self.assertIn("spinnet_training_jobs", body)
+                self.assertIn("spinnet_classifications_total", body)
+            finally:
+                self.assertEqual(s.stop(), 0)
+
+
+class DurabilityTest(unittest.TestCase):
+    def test_kill_9_mid_training_then_restart_finishes_the_job(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            s = Server(data)
+            submitted = s.json("train", "--dataset", "digits", "--model", "k",
+                               "--epochs", "6")[0]
+            job_id = field(submitted, "id")
+            wait_for(lambda: (field(s.json("job", job_id)[0], "epochs_done") or 0) >= 2,
+                     120, "two epochs")
+            s.proc.kill()  # SIGKILL, mid-epoch
+            s.proc.wait()
+            s = Server(data)
+            try:
+                done = wait_for(
+                    lambda: (lambda j: j if field(j, "state") == "JOB_STATE_SUCCEEDED" else None)(
+                        s.json("job", job_id)[0]), 180, "the resumed job")
+                self.assertGreaterEqual(field(done, "restarts"), 1)
+                epochs = field(s.json("metrics", job_id)[0], "epochs")
+                self.assertEqual([field(e, "epoch") for e in epochs], [1, 2, 3, 4, 5, 6])
+                self.assertEqual(len(s.json("models", "k")), 1)
+            finally:
+                self.assertEqual(s.stop(), 0)
+
+    def test_second_server_on_same_data_dir_refuses(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            s = Server(data)
+            try:
+                r = subprocess.run([server_bin(), "--listen", "127.0.0.1:0",
+                                    "--metrics-listen", "", "--data-dir", data],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("already running", r.stderr)
+                port = s.address.rsplit(":", 1)[1]
+                r = subprocess.run([server_bin(), "--listen", f"127.0.0.1:{port}",
+                                    "--metrics-listen", "", "--data-dir",
+                                    os.path.join(tmp, "other")],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("cannot listen", r.stderr)
+            finally:
+                s.stop()
+
+    def test_sigterm_checkpoints_and_the_job_resumes(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data")
+            s = Server(data)
+            job_id = field(s.json("train", "--dataset", "digits", "--model",
+                                  "g", "--epochs", "4")[0], "id")
+            wait_for(lambda: (field(s.json("job", job_id)[0], "epochs_done") or 0) >= 1,
+                     120, "one epoch")
+            start = time.time()
+            self.assertEqual(s.stop(signal.SIGTERM), 0)
+            self.assertLess(time.time() - start, 10)
+            s = Server(data)
+            try:
+                wait_for(lambda: field(s.json("job", job_id)[0], "state") == "JOB_STATE_SUCCEEDED",
+                         180, "the job after a graceful restart")
+            finally:
+                s.stop()
+
+
+class AuthTest(unittest.TestCase):
+    def test_token_required_and_non_loopback_refused_without_auth(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            token = os.path.join(tmp, "token")
+            with open(token, "w") as f:
+                f.write("s3cret-token\n")
+            s = Server(os.path.join(tmp, "data"), "--auth-token-file", token)
+            try:
+                r = s.cli("models", check=False)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("UNAUTHENTICATED", r.stderr)
+                self.assertEqual(s.cli("models", token_file=token).returncode, 0)
+                # Health needs no token.
+                self.assertEqual(s.cli("health").returncode, 0)
+            finally:
+                s.stop()
+            r = subprocess.run([server_bin(), "--listen", "0.0.0.0:0",
+                                "--metrics-listen", "", "--data-dir",
+                                os.path.join(tmp, "data2")],
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("auth-token-file", r.stderr)
+
+
+if __name__ == "__main__":
+    BUILD = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
