@@ -63,6 +63,9 @@ class Server:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
 
 
 def field(msg, name):
@@ -97,14 +100,14 @@ class WholeFlowTest(unittest.TestCase):
                         cells = r.split(",")
                         f.write(",".join([cells[-1]] + [str(int(c) / 16) for c in cells[:-1]]) + "\n")
                 s.cli("datasets", "upload", csv, "--name", "small")
-                names = [field(d, "name") for d in s.json("datasets")]
+                names = [field(d, "name") for d in s.json("datasets")[0]["datasets"]]
                 self.assertIn("digits", names)
                 self.assertIn("small", names)
 
                 r = s.cli("train", "--dataset", "small", "--model", "m",
                           "--epochs", "3", "--neurons", "16", "--watch",
                           "--request-id", "req-1")
-                jobs = s.json("jobs")
+                jobs = s.json("jobs")[0]["jobs"]
                 self.assertEqual(len(jobs), 1)
                 job = jobs[0]
                 self.assertEqual(field(job, "state"), "JOB_STATE_SUCCEEDED")
@@ -113,9 +116,9 @@ class WholeFlowTest(unittest.TestCase):
                                "--epochs", "3", "--neurons", "16",
                                "--request-id", "req-1")
                 self.assertEqual(field(again[0], "id"), field(job, "id"))
-                self.assertEqual(len(s.json("jobs")), 1)
+                self.assertEqual(len(s.json("jobs")[0]["jobs"]), 1)
 
-                models = s.json("models", "m")
+                models = s.json("models", "m")[0]["models"]
                 self.assertEqual(len(models), 1)
                 self.assertEqual(field(models[0], "version"), 1)
 
@@ -154,8 +157,7 @@ class DurabilityTest(unittest.TestCase):
             job_id = field(submitted, "id")
             wait_for(lambda: (field(s.json("job", job_id)[0], "epochs_done") or 0) >= 2,
                      120, "two epochs")
-            s.proc.kill()  # SIGKILL, mid-epoch
-            s.proc.wait()
+            s.stop(signal.SIGKILL)  # mid-epoch
             s = Server(data)
             try:
                 done = wait_for(
@@ -164,7 +166,7 @@ class DurabilityTest(unittest.TestCase):
                 self.assertGreaterEqual(field(done, "restarts"), 1)
                 epochs = field(s.json("metrics", job_id)[0], "epochs")
                 self.assertEqual([field(e, "epoch") for e in epochs], [1, 2, 3, 4, 5, 6])
-                self.assertEqual(len(s.json("models", "k")), 1)
+                self.assertEqual(len(s.json("models", "k")[0]["models"]), 1)
             finally:
                 self.assertEqual(s.stop(), 0)
 

@@ -1,0 +1,500 @@
+#include "server/inference_service.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "core/inference.h"
+#include "core/logging.h"
+#include "core/status_macros.h"
+#include "proto/api_convert.h"
+
+namespace spinnet::server {
+namespace {
+
+using Request = v1::StreamClassifyRequest;
+using Response = v1::StreamClassifyResponse;
+
+// Checks one sequence of whole time steps for a model with `d` values per
+// step: non-empty, a multiple of d, every value finite. The core checks
+// again, but only the server knows which sequence or message to name, and a
+// stream must reject a message before feeding any of it.
+absl::Status CheckSteps(absl::Span<const double> values, int d) {
+  if (values.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "no values; need one or more time steps of ", d, " values"));
+  }
+  if (values.size() % d != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(values.size(), " values is not a multiple of the ",
+                     "model's input dimension ", d));
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step ", i / d, ", value ", i % d, ": ", values[i],
+          " is not finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ToProto(const Classification& c, int64_t steps, v1::Classification* out) {
+  out->set_class_index(c.class_index);
+  out->set_label(c.label);
+  out->mutable_probabilities()->Assign(
+      c.probabilities.data(), c.probabilities.data() + c.probabilities.size());
+  out->set_energy_joules(c.energy_joules);
+  out->set_steps(steps);
+}
+
+// Classifies every sequence of `req` with `model` into resp->results (in
+// request order). The core classifies a batch of equal-length sequences, so
+// the sequences go in one batch per length; `cancelled` is asked between
+// batches.
+absl::Status ClassifySequences(const Model& model,
+                               const v1::ClassifyRequest& req,
+                               const std::function<bool()>& cancelled,
+                               v1::ClassifyResponse* resp) {
+  const int n = req.sequences_size();
+  if (n == 0) {
+    return absl::InvalidArgumentError(
+        "no sequences to classify; send at least one");
+  }
+  if (n > kMaxSequencesPerClassify) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(n, " sequences in one call; the limit is ",
+                     kMaxSequencesPerClassify));
+  }
+  const int d = model.network.input_dim;
+  std::map<int, std::vector<int>> by_length;  // values per sequence -> indices
+  for (int i = 0; i < n; ++i) {
+    const auto& values = req.sequences(i).values();
+    absl::Status s = CheckSteps(absl::MakeConstSpan(values), d);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", i, ": ", s.message()));
+    }
+    by_length[values.size()].push_back(i);
+  }
+  for (int i = 0; i < n; ++i) resp->add_results();
+  for (const auto& [length, indices] : by_length) {
+    if (cancelled()) {
+      return absl::CancelledError(
+          "the call was cancelled or its deadline passed");
+    }
+    Matrix batch(length, static_cast<Index>(indices.size()));
+    for (size_t j = 0; j < indices.size(); ++j) {
+      batch.col(j) = ConstMatrixMap(
+          req.sequences(indices[j]).values().data(), length, 1);
+    }
+    ASSIGN_OR_RETURN(std::vector<Classification> results,
+                     spinnet::Classify(model, batch, 1));
+    for (size_t j = 0; j < indices.size(); ++j) {
+      ToProto(results[j], length / d, resp->mutable_results(indices[j]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int64_t ToNanos(absl::Time t) { return absl::ToUnixNanos(t); }
+
+}  // namespace
+
+// One StreamClassify call. Every reaction and the reaper take mu_, so the
+// state below is only touched under it. At rest a stream has a read or a
+// write outstanding, or has called Finish, so it always makes progress or
+// ends.
+class InferenceServiceImpl::Stream final
+    : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  Stream(InferenceServiceImpl* service, grpc::CallbackServerContext* ctx)
+      : service_(service),
+        ctx_(ctx),
+        limits_(service->limits_),
+        reap_after_ns_(ToNanos(absl::Now() + limits_.idle_timeout)) {
+    absl::Status auth = service_->auth_->Authorize(*ctx);
+    if (!auth.ok()) {
+      FinishNow(api::ToGrpcStatus(auth));
+      return;
+    }
+    if (!service_->Admit(this)) {
+      FinishNow(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("too many stream sessions (limit ",
+                       limits_.max_streams, ")")));
+      return;
+    }
+    admitted_ = true;
+    service_->metrics_->StreamOpened();
+    std::lock_guard<std::mutex> lock(mu_);
+    AdvanceLocked();
+  }
+
+  void OnReadDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    reading_ = false;
+    if (!ok) {  // half-close by the client, or the call is cancelled
+      BeginCloseLocked();
+      AdvanceLocked();
+      return;
+    }
+    TouchLocked();
+    switch (request_.kind_case()) {
+      case Request::kOpen:
+        OpenLocked(request_.open());
+        break;
+      case Request::kSteps:
+        StartStepsLocked(request_.steps());
+        break;
+      case Request::kReset:
+        if (session_ == nullptr) {
+          QueueErrorLocked(NotOpenError());
+        } else {
+          session_->Reset();
+          ++sequence_;
+        }
+        break;
+      case Request::KIND_NOT_SET:
+        QueueErrorLocked(absl::InvalidArgumentError(
+            "empty request; set one of open, steps or reset"));
+        break;
+    }
+    AdvanceLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    queue_.pop_front();
+    if (ok) {
+      TouchLocked();
+    } else {  // the call is cancelled or broken: nothing more gets through
+      queue_.clear();
+      BeginCloseLocked();
+    }
+    StartWriteLocked();
+    AdvanceLocked();
+  }
+
+  void OnDone() override {
+    if (admitted_) {
+      service_->Unregister(this);
+      service_->metrics_->StreamClosed();
+    }
+    delete this;
+  }
+
+  // Called by the reaper with the service's live_mu_ held. Closes the
+  // stream when it has been idle for idle_timeout (no request read and no
+  // response written: a client still taking a backlog of answers is not
+  // idle), and cancels it when, closing, it stays idle for another
+  // idle_timeout (the client stopped reading and the last responses cannot
+  // be written).
+  void ReapIfIdle(absl::Time now) {
+    if (ToNanos(now) < reap_after_ns_.load(std::memory_order_relaxed)) return;
+    bool cancel = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      if (!closing_) {
+        if (now - last_active_ < limits_.idle_timeout) return;
+        Response closed;
+        closed.mutable_closed()->set_reason(
+            absl::StrCat("idle for ", absl::ToDoubleSeconds(limits_.idle_timeout),
+                         "s; closed by server"));
+        BeginCloseLocked();
+        QueueLocked(std::move(closed));
+        AdvanceLocked();
+      } else {
+        cancel = now - last_active_ >= limits_.idle_timeout;
+      }
+    }
+    if (cancel) ctx_->TryCancel();
+  }
+
+ private:
+  static absl::Status NotOpenError() {
+    return absl::FailedPreconditionError(
+        "no model is open on this stream; send `open` first");
+  }
+
+  void TouchLocked() {
+    last_active_ = absl::Now();
+    reap_after_ns_ = ToNanos(last_active_ + limits_.idle_timeout);
+  }
+
+  void FinishNow(grpc::Status status) {
+    finished_ = true;
+    Finish(std::move(status));
+  }
+
+  void OpenLocked(const v1::StreamOpen& open) {
+    if (session_ != nullptr) {
+      QueueErrorLocked(absl::FailedPreconditionError(absl::StrCat(
+          "the stream is already open on model ", model_.info.name(),
+          " version ", model_.info.version(),
+          "; open another stream for another model")));
+      return;
+    }
+    if (open.provisional_every() < 0) {
+      QueueErrorLocked(absl::InvalidArgumentError(
+          absl::StrCat("provisional_every ", open.provisional_every(),
+                       "; need >= 0 (0: final answers only)")));
+      return;
+    }
+    absl::StatusOr<LoadedModel> model =
+        service_->models_->Get(open.model(), open.version());
+    if (!model.ok()) {
+      QueueErrorLocked(model.status());
+      return;
+    }
+    model_ = *std::move(model);
+    session_ = std::make_unique<StreamingSession>(model_.model);
+    provisional_every_ = open.provisional_every();
+    Response r;
+    v1::StreamOpened* opened = r.mutable_opened();
+    opened->set_model(model_.info.name());
+    opened->set_version(model_.info.version());
+    opened->set_input_dim(model_.model->network.input_dim);
+    for (const std::string& label : model_.model->class_labels) {
+      opened->add_class_labels(label);
+    }
+    QueueLocked(std::move(r));
+  }
+
+  // Validates a whole `steps` message, so that a bad one feeds nothing;
+  // a good one is fed by FeedLocked.
+  void StartStepsLocked(const v1::StreamSteps& steps) {
+    if (session_ == nullptr) {
+      QueueErrorLocked(NotOpenError());
+      return;
+    }
+    if (steps.values_size() > limits_.max_values_per_message) {
+      QueueErrorLocked(absl::InvalidArgumentError(absl::StrCat(
+          steps.values_size(), " values in one message; the limit is ",
+          limits_.max_values_per_message)));
+      return;
+    }
+    absl::Status s = CheckSteps(absl::MakeConstSpan(steps.values()),
+                                model_.model->network.input_dim);
+    if (!s.ok()) {
+      QueueErrorLocked(absl::InvalidArgumentError(
+          absl::StrCat(s.message(), "; nothing of this message was fed")));
+      return;
+    }
+    feeding_ = true;
+    next_step_ = 0;
+  }
+
+  // Feeds the current `steps` message from next_step_ on while the write
+  // queue has room for the answer a step may produce. True when the whole
+  // message (with its final answer) is done; false when paused on a full
+  // queue (OnWriteDone resumes it).
+  bool FeedLocked() {
+    const v1::StreamSteps& steps = request_.steps();
+    const int d = model_.model->network.input_dim;
+    const int64_t total = steps.values_size() / d;
+    const auto start = std::chrono::steady_clock::now();
+    int64_t fed = 0;
+    while (next_step_ < total && QueueHasRoomLocked()) {
+      absl::Status s = session_->Feed({steps.values().data() + next_step_ * d,
+                                       static_cast<size_t>(d)});
+      SPINNET_CHECK(s.ok());  // CheckSteps accepted the message
+      ++next_step_;
+      ++fed;
+      // At the message's last step of a sequence, the final answer replaces
+      // a provisional one.
+      const bool final_follows = steps.end_of_sequence() && next_step_ == total;
+      if (provisional_every_ > 0 &&
+          session_->steps() % provisional_every_ == 0 && !final_follows) {
+        QueueAnswerLocked(/*final=*/false);
+      }
+    }
+    if (fed > 0) {
+      const std::chrono::duration<double> elapsed =
+          std::chrono::steady_clock::now() - start;
+      service_->metrics_->AddStreamedSamples(static_cast<double>(fed));
+      service_->metrics_->ObserveStepLatency(elapsed.count() / fed);
+    }
+    if (next_step_ < total) return false;
+    if (steps.end_of_sequence()) {
+      if (!QueueHasRoomLocked()) return false;
+      QueueAnswerLocked(/*final=*/true);
+      session_->Reset();
+      ++sequence_;
+    }
+    return true;
+  }
+
+  void QueueAnswerLocked(bool final) {
+    absl::StatusOr<Classification> c = session_->Current();
+    SPINNET_CHECK(c.ok());  // only called after a step was fed
+    Response r;
+    v1::StreamAnswer* answer = r.mutable_answer();
+    answer->set_sequence(sequence_);
+    answer->set_final(final);
+    ToProto(*c, session_->steps(), answer->mutable_classification());
+    if (final) {
+      service_->metrics_->RecordClassification(model_.info.name(),
+                                               c->energy_joules);
+    }
+    QueueLocked(std::move(r));
+  }
+
+  void QueueErrorLocked(const absl::Status& status) {
+    Response r;
+    r.mutable_error()->set_code(static_cast<int>(status.code()));
+    r.mutable_error()->set_message(std::string(status.message()));
+    QueueLocked(std::move(r));
+  }
+
+  bool QueueHasRoomLocked() const {
+    return static_cast<int>(queue_.size()) < limits_.max_pending_writes;
+  }
+
+  void QueueLocked(Response r) {
+    queue_.push_back(std::move(r));  // deque: the front stays where it is
+    StartWriteLocked();
+  }
+
+  void StartWriteLocked() {
+    if (writing_ || queue_.empty()) return;
+    writing_ = true;
+    StartWrite(&queue_.front());
+  }
+
+  // No more requests are taken; Finish(OK) follows once the queue drains.
+  void BeginCloseLocked() {
+    if (closing_) return;
+    closing_ = true;
+    feeding_ = false;
+    TouchLocked();
+  }
+
+  // The next thing to do after any event: go on feeding a paused message,
+  // finish a closing stream whose writes are done, or read the next request
+  // when the queue has room (backpressure: otherwise a write is in flight,
+  // and its OnWriteDone comes back here).
+  void AdvanceLocked() {
+    if (finished_) return;
+    if (feeding_) {
+      if (!FeedLocked()) return;
+      feeding_ = false;
+    }
+    if (closing_) {
+      if (!writing_) FinishNow(grpc::Status::OK);
+      return;
+    }
+    if (!reading_ && QueueHasRoomLocked()) {
+      reading_ = true;
+      StartRead(&request_);
+    }
+  }
+
+  InferenceServiceImpl* const service_;
+  grpc::CallbackServerContext* const ctx_;
+  const StreamLimits& limits_;
+  bool admitted_ = false;  // set in the constructor only
+  // When the reaper should next look (unix ns): lets it skip busy streams
+  // without taking their mutex.
+  std::atomic<int64_t> reap_after_ns_;
+
+  std::mutex mu_;
+  Request request_ ABSL_GUARDED_BY(mu_);
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool feeding_ ABSL_GUARDED_BY(mu_) = false;  // request_ is being fed
+  int64_t next_step_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_active_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  // The responses not yet written; the front is in flight while writing_.
+  std::deque<Response> queue_ ABSL_GUARDED_BY(mu_);
+  LoadedModel model_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<StreamingSession> session_ ABSL_GUARDED_BY(mu_);
+  int provisional_every_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* models,
+                                           ServerMetrics* metrics,
+                                           const TokenAuthorizer* auth,
+                                           StreamLimits limits)
+    : models_(models), metrics_(metrics), auth_(auth), limits_(limits) {
+  SPINNET_CHECK(limits_.max_streams > 0);
+  SPINNET_CHECK(limits_.idle_timeout > absl::ZeroDuration());
+  SPINNET_CHECK(limits_.max_values_per_message > 0);
+  SPINNET_CHECK(limits_.max_pending_writes > 0);
+  reaper_ = std::thread([this] { ReapIdle(); });
+}
+
+InferenceServiceImpl::~InferenceServiceImpl() {
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    // Streams point at the service: the server must be shut down first.
+    SPINNET_CHECK(live_.empty());
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  reaper_.join();
+}
+
+grpc::Status InferenceServiceImpl::Classify(grpc::ServerContext* ctx,
+                                            const v1::ClassifyRequest* req,
+                                            v1::ClassifyResponse* resp) {
+  return api::ToGrpcStatus([&]() -> absl::Status {
+    RETURN_IF_ERROR(auth_->Authorize(*ctx));
+    ASSIGN_OR_RETURN(LoadedModel model,
+                     models_->Get(req->model(), req->version()));
+    RETURN_IF_ERROR(ClassifySequences(
+        *model.model, *req, [ctx] { return ctx->IsCancelled(); }, resp));
+    resp->set_model_version(model.info.version());
+    for (const v1::Classification& c : resp->results()) {
+      metrics_->RecordClassification(model.info.name(), c.energy_joules());
+    }
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerBidiReactor<v1::StreamClassifyRequest, v1::StreamClassifyResponse>*
+InferenceServiceImpl::StreamClassify(grpc::CallbackServerContext* ctx) {
+  return new Stream(this, ctx);
+}
+
+int InferenceServiceImpl::active_streams() const {
+  std::lock_guard<std::mutex> lock(live_mu_);
+  return static_cast<int>(live_.size());
+}
+
+bool InferenceServiceImpl::Admit(Stream* stream) {
+  std::lock_guard<std::mutex> lock(live_mu_);
+  if (static_cast<int>(live_.size()) >= limits_.max_streams) return false;
+  live_.insert(stream);
+  return true;
+}
+
+void InferenceServiceImpl::Unregister(Stream* stream) {
+  std::lock_guard<std::mutex> lock(live_mu_);
+  live_.erase(stream);
+}
+
+void InferenceServiceImpl::ReapIdle() {
+  std::unique_lock<std::mutex> lock(live_mu_);
+  while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(200),
+                            [this] { return stopping_; })) {
+    const absl::Time now = absl::Now();
+    for (Stream* stream : live_) stream->ReapIfIdle(now);
+  }
+}
+
+}  // namespace spinnet::server
