@@ -18,9 +18,10 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Trains the default network on the digits and writes model.bin.
+# Starts the server on 127.0.0.1:50051 (metrics on :9464) with its
+# embedded store in ./spinnet-data; Ctrl-C stops it gracefully.
 run: build
-	$(BUILD)/core/spinnet-train --dataset digits --epochs 30 --seed 0 --out model.bin
+	$(BUILD)/server/spinnet-server --data-dir spinnet-data
 
 # Throughput benchmarks, with eager PyTorch side by side (tests/bench/).
 bench:

@@ -155,9 +155,9 @@ absl::StatusOr<std::string> ServerMetrics::StartExposer(
     exposer = std::make_unique<prometheus::Exposer>(listen);
   } catch (const std::exception& e) {
     // civetweb says no more than "problem binding to port".
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot serve metrics on ", listen,
-        ": the address is in use or not local (", e.what(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot serve metrics on ", listen,
+                     ": the address is in use or not local (", e.what(), ")"));
   }
   const std::vector<int> ports = exposer->GetListeningPorts();
   if (ports.size() != 1) {
@@ -167,11 +167,10 @@ absl::StatusOr<std::string> ServerMetrics::StartExposer(
   }
   exposer->RegisterCollectable(registry_);
   exposer_ = std::move(exposer);
-  exposer_address_ = absl::StrCat(
-      absl::StrContains(address.host, ':')
-          ? absl::StrCat("[", address.host, "]")
-          : address.host,
-      ":", ports[0]);
+  exposer_address_ = absl::StrCat(absl::StrContains(address.host, ':')
+                                      ? absl::StrCat("[", address.host, "]")
+                                      : address.host,
+                                  ":", ports[0]);
   return exposer_address_;
 }
 
@@ -198,8 +197,8 @@ void ServerMetrics::RecordRpc(absl::string_view method, grpc::StatusCode code,
     }
     RpcSeries& series = it->second;
     if (series.duration == nullptr) {
-      series.duration = &grpc_duration_.Add({{"method", label}},
-                                            Buckets125(-4, 30));
+      series.duration =
+          &grpc_duration_.Add({{"method", label}}, Buckets125(-4, 30));
     }
     if (series.requests[code_index] == nullptr) {
       series.requests[code_index] = &grpc_requests_.Add(
@@ -213,8 +212,10 @@ void ServerMetrics::RecordRpc(absl::string_view method, grpc::StatusCode code,
 }
 
 void ServerMetrics::SetJobsByState(const std::string& state, double n) {
-  jobs_by_state_.Get(state, [&] { return &jobs_.Add({{"state", state}}); })
-      ->Set(n);
+  prometheus::Gauge* gauge = jobs_by_state_.Get(state, [&] {
+    return &jobs_.Add({{"state", state}});
+  });
+  gauge->Set(n);
 }
 
 void ServerMetrics::SetQueueDepth(double n) { queue_depth_.Set(n); }

@@ -159,8 +159,8 @@ TEST(TokenAuthorizerTest, ChecksBearerTokenOnRealCalls) {
   EXPECT_TRUE(auth.enabled());
   TestServer server(&auth, grpc::InsecureServerCredentials());
   ASSERT_TRUE(server.started());
-  const auto channel = grpc::CreateChannel(
-      server.address(), grpc::InsecureChannelCredentials());
+  const auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   const std::vector<AuthCase> cases = {
       {"", grpc::StatusCode::UNAUTHENTICATED, "missing bearer token"},
       {"Bearer wrong!", grpc::StatusCode::UNAUTHENTICATED,
@@ -191,8 +191,8 @@ TEST(TokenAuthorizerTest, AuthOffAllowsEverything) {
   EXPECT_FALSE(auth.enabled());
   TestServer server(&auth, grpc::InsecureServerCredentials());
   ASSERT_TRUE(server.started());
-  const auto channel = grpc::CreateChannel(
-      server.address(), grpc::InsecureChannelCredentials());
+  const auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
   for (const std::string authorization : {"", "Bearer anything"}) {
     EXPECT_TRUE(CallSync(channel, authorization).ok());
     EXPECT_TRUE(CallCallback(channel, authorization).ok());
@@ -263,10 +263,10 @@ class TlsTest : public ::testing::Test {
   }
 
   static void Run(const std::string& command) {
-    ASSERT_EQ(std::system(("cd '" + *dir_ + "' && " + command +
-                           " >openssl.log 2>&1")
-                              .c_str()),
-              0)
+    ASSERT_EQ(
+        std::system(("cd '" + *dir_ + "' && " + command + " >openssl.log 2>&1")
+                        .c_str()),
+        0)
         << command << "\n"
         << Read("openssl.log");
   }
@@ -279,11 +279,11 @@ class TlsTest : public ::testing::Test {
   static void MakeCert(const std::string& name, const std::string& cn,
                        const std::string& ca, const std::string& extensions) {
     WriteTemp(*dir_, name + ".ext", extensions);
-    Run(absl::StrCat(kNewKey, "-subj /CN=", cn, " -keyout ", name,
-                     ".key -out ", name, ".csr"));
+    Run(absl::StrCat(kNewKey, "-subj /CN=", cn, " -keyout ", name, ".key -out ",
+                     name, ".csr"));
     Run(absl::StrCat("openssl x509 -req -days 2 -in ", name, ".csr -CA ", ca,
-                     ".pem -CAkey ", ca, ".key -CAcreateserial -extfile ",
-                     name, ".ext -out ", name, ".pem"));
+                     ".pem -CAkey ", ca, ".key -CAcreateserial -extfile ", name,
+                     ".ext -out ", name, ".pem"));
   }
 
   static grpc::Status Call(const std::string& address,
@@ -320,9 +320,9 @@ TEST_F(TlsTest, MutualTlsRequiresTrustedClientCertificate) {
   EXPECT_EQ(
       Call(server.address(), ClientCredentials("foreign_client")).error_code(),
       grpc::StatusCode::UNAVAILABLE);
-  EXPECT_EQ(Call(server.address(), grpc::InsecureChannelCredentials())
-                .error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      Call(server.address(), grpc::InsecureChannelCredentials()).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(TlsTest, ServerOnlyTls) {
@@ -334,9 +334,9 @@ TEST_F(TlsTest, ServerOnlyTls) {
 
   const grpc::Status good = Call(server.address(), ClientCredentials(""));
   EXPECT_TRUE(good.ok()) << good.error_message();
-  EXPECT_EQ(Call(server.address(), grpc::InsecureChannelCredentials())
-                .error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      Call(server.address(), grpc::InsecureChannelCredentials()).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST(SplitHostPortTest, Parts) {
@@ -360,14 +360,22 @@ TEST(SplitHostPortTest, Parts) {
 
 TEST(IsLoopbackAddressTest, Table) {
   const std::vector<std::pair<std::string, bool>> cases = {
-      {"127.0.0.1:50051", true},  {"127.1.2.3:0", true},
-      {"localhost:50051", true},  {"LocalHost:1", true},
-      {"[::1]:50051", true},      {"0.0.0.0:50051", false},
-      {"[::]:50051", false},      {"10.0.0.1:50051", false},
-      {"128.0.0.1:1", false},     {"example.com:443", false},
-      {"localhost.evil.com:1", false}, {"127.0.0.1", false},
-      {"::1:50051", false},       {"[::ffff:10.0.0.1]:1", false},
-      {"unix:/tmp/socket", false}, {"", false},
+      {"127.0.0.1:50051", true},
+      {"127.1.2.3:0", true},
+      {"localhost:50051", true},
+      {"LocalHost:1", true},
+      {"[::1]:50051", true},
+      {"0.0.0.0:50051", false},
+      {"[::]:50051", false},
+      {"10.0.0.1:50051", false},
+      {"128.0.0.1:1", false},
+      {"example.com:443", false},
+      {"localhost.evil.com:1", false},
+      {"127.0.0.1", false},
+      {"::1:50051", false},
+      {"[::ffff:10.0.0.1]:1", false},
+      {"unix:/tmp/socket", false},
+      {"", false},
   };
   for (const auto& [listen, loopback] : cases) {
     EXPECT_EQ(IsLoopbackAddress(listen), loopback) << listen;

@@ -132,10 +132,10 @@ TEST(ServerMetricsTest, StreamSeries) {
   m.ObserveStepLatency(0.3);
   const auto h = HistogramOf(m, "spinnet_stream_step_latency_seconds");
   EXPECT_EQ(h.sample_count, 2u);
-  EXPECT_EQ(UpperBounds(h),
-            (std::vector<double>{1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3,
-                                 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5,
-                                 1, kInf}));
+  EXPECT_EQ(
+      UpperBounds(h),
+      (std::vector<double>{1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3,
+                           1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1, kInf}));
   EXPECT_EQ(CountAtMost(h, 1e-5), 0u);
   EXPECT_EQ(CountAtMost(h, 2e-5), 1u);  // le is inclusive
   EXPECT_EQ(CountAtMost(h, 0.2), 1u);
@@ -147,20 +147,19 @@ TEST(ServerMetricsTest, ClassificationsPerModel) {
   m.RecordClassification("digits", 3e-12);
   m.RecordClassification("digits", 4e-12);
   m.RecordClassification("sine", 5e-11);
-  EXPECT_EQ(CounterValue(m, "spinnet_classifications_total",
-                         {{"model", "digits"}}),
-            2);
   EXPECT_EQ(
-      CounterValue(m, "spinnet_classifications_total", {{"model", "sine"}}),
-      1);
+      CounterValue(m, "spinnet_classifications_total", {{"model", "digits"}}),
+      2);
+  EXPECT_EQ(
+      CounterValue(m, "spinnet_classifications_total", {{"model", "sine"}}), 1);
   const auto digits = HistogramOf(m, "spinnet_classification_energy_joules",
                                   {{"model", "digits"}});
   EXPECT_EQ(digits.sample_count, 2u);
   EXPECT_DOUBLE_EQ(digits.sample_sum, 7e-12);
-  EXPECT_EQ(UpperBounds(digits),
-            (std::vector<double>{1e-13, 2e-13, 5e-13, 1e-12, 2e-12, 5e-12,
-                                 1e-11, 2e-11, 5e-11, 1e-10, 2e-10, 5e-10,
-                                 1e-9, kInf}));
+  EXPECT_EQ(
+      UpperBounds(digits),
+      (std::vector<double>{1e-13, 2e-13, 5e-13, 1e-12, 2e-12, 5e-12, 1e-11,
+                           2e-11, 5e-11, 1e-10, 2e-10, 5e-10, 1e-9, kInf}));
   EXPECT_EQ(CountAtMost(digits, 2e-12), 0u);
   EXPECT_EQ(CountAtMost(digits, 5e-12), 2u);
   EXPECT_EQ(HistogramOf(m, "spinnet_classification_energy_joules",
@@ -177,9 +176,10 @@ TEST(ServerMetricsTest, RecordRpcLabels) {
   const std::string requests = "spinnet_grpc_requests_total";
   EXPECT_EQ(CounterValue(m, requests, {{"method", "a.v1.S/M"}, {"code", "OK"}}),
             1);
-  EXPECT_EQ(CounterValue(m, requests,
-                         {{"method", "a.v1.S/M"}, {"code", "INVALID_ARGUMENT"}}),
-            2);
+  EXPECT_EQ(
+      CounterValue(m, requests,
+                   {{"method", "a.v1.S/M"}, {"code", "INVALID_ARGUMENT"}}),
+      2);
   const auto h = HistogramOf(m, "spinnet_grpc_request_duration_seconds",
                              {{"method", "a.v1.S/M"}});
   EXPECT_EQ(h.sample_count, 3u);
@@ -190,9 +190,9 @@ TEST(ServerMetricsTest, RecordRpcLabels) {
   // A name the server has not answered with anything but UNIMPLEMENTED is
   // the client's choice: no label of its own.
   m.RecordRpc("/evil.S/Random123", grpc::StatusCode::UNIMPLEMENTED, 0.001);
-  EXPECT_EQ(
-      CounterValue(m, requests, {{"method", "other"}, {"code", "UNIMPLEMENTED"}}),
-      1);
+  EXPECT_EQ(CounterValue(m, requests,
+                         {{"method", "other"}, {"code", "UNIMPLEMENTED"}}),
+            1);
   EXPECT_TRUE(std::isnan(CounterValue(
       m, requests,
       {{"method", "evil.S/Random123"}, {"code", "UNIMPLEMENTED"}})));
@@ -228,9 +228,9 @@ TEST(ServerMetricsTest, ConcurrentRecordingLosesNothing) {
   EXPECT_EQ(CounterValue(m, "spinnet_grpc_requests_total",
                          {{"method", "a.S/M"}, {"code", "OK"}}),
             kThreads * kEach);
-  EXPECT_EQ(CounterValue(m, "spinnet_classifications_total",
-                         {{"model", "shared"}}),
-            kThreads / 2 * kEach);
+  EXPECT_EQ(
+      CounterValue(m, "spinnet_classifications_total", {{"model", "shared"}}),
+      kThreads / 2 * kEach);
   EXPECT_EQ(CounterValue(m, "spinnet_classifications_total", {{"model", "m1"}}),
             kEach);
   EXPECT_EQ(CounterValue(m, "spinnet_streamed_samples_total"),
@@ -252,9 +252,9 @@ std::string HttpGet(int port, const std::string& path) {
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ADD_FAILURE() << "connect to port " << port << " failed";
   } else {
-    const std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   "Connection: close\r\n\r\n");
+    const std::string request = absl::StrCat("GET ", path,
+                                             " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                             "Connection: close\r\n\r\n");
     EXPECT_EQ(write(fd, request.data(), request.size()),
               static_cast<ssize_t>(request.size()));
     char buf[4096];
@@ -267,8 +267,7 @@ std::string HttpGet(int port, const std::string& path) {
 
 int PortOf(const std::string& address) {
   int port = 0;
-  EXPECT_TRUE(
-      absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port))
+  EXPECT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port))
       << address;
   return port;
 }
@@ -286,8 +285,9 @@ TEST(ServerMetricsTest, ExposerServesMetrics) {
   EXPECT_THAT(response, StartsWith("HTTP/1.1 200"));
   EXPECT_THAT(response, HasSubstr("spinnet_training_queue_depth 7"));
   // prometheus-cpp leaves out labelled families until they have a series.
-  EXPECT_THAT(response,
-              HasSubstr("# TYPE spinnet_stream_step_latency_seconds histogram"));
+  EXPECT_THAT(
+      response,
+      HasSubstr("# TYPE spinnet_stream_step_latency_seconds histogram"));
 
   // The same object cannot start a second exposer.
   const absl::StatusOr<std::string> again = m.StartExposer("127.0.0.1:0");
@@ -305,8 +305,8 @@ TEST(ServerMetricsTest, ExposerServesMetrics) {
 
 TEST(ServerMetricsTest, ExposerRejectsMalformedAddresses) {
   for (const std::string listen :
-       {"", "9090", "127.0.0.1", "127.0.0.1:", "127.0.0.1:70000",
-        "127.0.0.1:x", "127.0.0.1:0,127.0.0.1:0", "127.0.0.1:0s", ":0"}) {
+       {"", "9090", "127.0.0.1", "127.0.0.1:", "127.0.0.1:70000", "127.0.0.1:x",
+        "127.0.0.1:0,127.0.0.1:0", "127.0.0.1:0s", ":0"}) {
     ServerMetrics m;
     const absl::StatusOr<std::string> address = m.StartExposer(listen);
     EXPECT_EQ(address.status().code(), absl::StatusCode::kInvalidArgument)
@@ -407,9 +407,8 @@ TEST_F(InterceptorTest, CountsCallbackUnaryCall) {
       Unary("/grpc.health.v1.Health/Check", "", &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response, std::string("\x08\x01", 2));  // status: SERVING
-  EXPECT_EQ(AwaitCounter({{"method", "grpc.health.v1.Health/Check"},
-                          {"code", "OK"}},
-                         1),
+  EXPECT_EQ(AwaitCounter(
+                {{"method", "grpc.health.v1.Health/Check"}, {"code", "OK"}}, 1),
             1);
   EXPECT_EQ(HistogramOf(metrics_, "spinnet_grpc_request_duration_seconds",
                         {{"method", "grpc.health.v1.Health/Check"}})
@@ -430,10 +429,11 @@ TEST_F(InterceptorTest, CountsSyncBidiStream) {
   EXPECT_FALSE(stream->Read(&response));
   const grpc::Status status = stream->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(AwaitCounter({{"method", "spinnet.v1.InferenceService/StreamClassify"},
-                          {"code", "INVALID_ARGUMENT"}},
-                         1),
-            1);
+  EXPECT_EQ(
+      AwaitCounter({{"method", "spinnet.v1.InferenceService/StreamClassify"},
+                    {"code", "INVALID_ARGUMENT"}},
+                   1),
+      1);
 }
 
 // Health/Watch is a callback server-streaming method that ends only when
@@ -493,14 +493,14 @@ TEST_F(InterceptorTest, CountsCancelledCallbackStream) {
 
 TEST_F(InterceptorTest, UnknownMethodsShareOneLabel) {
   std::string response;
-  for (const std::string method :
-       {"/pkg.Nope/A", "/pkg.Nope/B", "/spinnet.v1.InferenceService/Classify"}) {
+  for (const std::string method : {"/pkg.Nope/A", "/pkg.Nope/B",
+                                   "/spinnet.v1.InferenceService/Classify"}) {
     EXPECT_EQ(Unary(method, "", &response).error_code(),
               grpc::StatusCode::UNIMPLEMENTED)
         << method;
   }
-  EXPECT_EQ(
-      AwaitCounter({{"method", "other"}, {"code", "UNIMPLEMENTED"}}, 3), 3);
+  EXPECT_EQ(AwaitCounter({{"method", "other"}, {"code", "UNIMPLEMENTED"}}, 3),
+            3);
   for (const prometheus::MetricFamily& family :
        metrics_.registry()->Collect()) {
     for (const auto& metric : family.metric) {
