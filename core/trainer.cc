@@ -62,7 +62,7 @@ template <typename T>
 class BatchGradientT final : public BatchGradient {
  public:
   BatchGradientT(const Model& m)
-      : workers_(m.train.threads, Worker{Bptt<T>(m.network, m.device)}) {}
+      : workers_(m.train.threads, Worker(Bptt<T>(m.network, m.device))) {}
 
   BatchResult Compute(const Vector& params, const Dataset& data,
                       const std::vector<int>& order, int begin, int end,
@@ -91,6 +91,7 @@ class BatchGradientT final : public BatchGradient {
 
  private:
   struct Worker {
+    explicit Worker(Bptt<T> b) : bptt(std::move(b)) {}
     Bptt<T> bptt;
     VectorT<T> grad;
     MatrixT<T> inputs;
