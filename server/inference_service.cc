@@ -148,6 +148,12 @@ class InferenceServiceImpl::Stream final
       AdvanceLocked();
       return;
     }
+    // A request that crossed the server's `closed` (or Finish) is dropped:
+    // nothing may follow `closed`.
+    if (closing_) {
+      AdvanceLocked();
+      return;
+    }
     TouchLocked();
     switch (request_.kind_case()) {
       case Request::kOpen:
@@ -368,7 +374,7 @@ class InferenceServiceImpl::Stream final
   }
 
   void StartWriteLocked() {
-    if (writing_ || queue_.empty()) return;
+    if (writing_ || finished_ || queue_.empty()) return;
     writing_ = true;
     StartWrite(&queue_.front());
   }

@@ -40,6 +40,8 @@ class ServerMetrics {
   // "host:port". INVALID_ARGUMENT for a malformed address, FAILED_PRECONDITION
   // if it cannot be bound (in use, not a local address) or an exposer already
   // runs. The Debian civetweb build has no IPv6, so "[::1]:port" fails too.
+  // Once it has served a scrape, civetweb takes about 2 s to stop, so the
+  // destructor does too.
   absl::StatusOr<std::string> StartExposer(const std::string& listen);
 
   // For ServerBuilder::experimental().SetInterceptorCreators(). Counts every

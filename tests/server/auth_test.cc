@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,11 +27,18 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string MakeTempDir() {
-  std::string dir = ::testing::TempDir() + "auth_test.XXXXXX";
-  EXPECT_NE(mkdtemp(dir.data()), nullptr);
-  return dir;
-}
+// A fresh directory, removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir() : path_(::testing::TempDir() + "auth_test.XXXXXX") {
+    EXPECT_NE(mkdtemp(path_.data()), nullptr);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 std::string WriteTemp(const std::string& dir, const std::string& name,
                       const std::string& contents) {
@@ -40,7 +48,8 @@ std::string WriteTemp(const std::string& dir, const std::string& name,
 }
 
 TEST(LoadTokenTest, TrimsSurroundingWhitespace) {
-  const std::string dir = MakeTempDir();
+  const TempDir temp;
+  const std::string& dir = temp.path();
   const absl::StatusOr<std::string> token =
       LoadToken(WriteTemp(dir, "token", "  s3cr3t-Token_1\n"));
   ASSERT_TRUE(token.ok()) << token.status();
@@ -48,7 +57,8 @@ TEST(LoadTokenTest, TrimsSurroundingWhitespace) {
 }
 
 TEST(LoadTokenTest, Errors) {
-  const std::string dir = MakeTempDir();
+  const TempDir temp;
+  const std::string& dir = temp.path();
   const absl::StatusOr<std::string> missing = LoadToken(dir + "/nope");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr(dir + "/nope"));
@@ -206,7 +216,8 @@ TEST(MakeServerCredentialsTest, InsecureWhenNothingIsSet) {
 }
 
 TEST(MakeServerCredentialsTest, RejectsIncompleteOrUnreadableSettings) {
-  const std::string dir = MakeTempDir();
+  const TempDir temp;
+  const std::string& dir = temp.path();
   const std::string pem =
       WriteTemp(dir, "some.pem", "-----BEGIN CERTIFICATE-----\n");
   const std::vector<TlsOptions> incomplete = {
@@ -238,7 +249,8 @@ TEST(MakeServerCredentialsTest, RejectsIncompleteOrUnreadableSettings) {
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(MakeTempDir());
+    temp_ = new TempDir;
+    dir_ = &temp_->path();
     MakeCa("ca");
     MakeCa("foreign_ca");
     MakeCert("server", "localhost", "ca",
@@ -248,10 +260,7 @@ class TlsTest : public ::testing::Test {
     MakeCert("foreign_client", "client", "foreign_ca",
              "extendedKeyUsage=clientAuth\n");
   }
-  static void TearDownTestSuite() {
-    std::system(("rm -rf '" + *dir_ + "'").c_str());
-    delete dir_;
-  }
+  static void TearDownTestSuite() { delete temp_; }
 
   static std::string Path(const std::string& name) {
     return *dir_ + "/" + name;
@@ -301,10 +310,12 @@ class TlsTest : public ::testing::Test {
     return grpc::SslCredentials(options);
   }
 
-  static std::string* dir_;
+  static TempDir* temp_;
+  static const std::string* dir_;
   const TokenAuthorizer no_token_{""};
 };
-std::string* TlsTest::dir_ = nullptr;
+TempDir* TlsTest::temp_ = nullptr;
+const std::string* TlsTest::dir_ = nullptr;
 
 TEST_F(TlsTest, MutualTlsRequiresTrustedClientCertificate) {
   const auto credentials = MakeServerCredentials(
