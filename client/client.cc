@@ -17,7 +17,8 @@
 namespace spinnet::client {
 namespace {
 
-constexpr size_t kUploadChunkBytes = 1 << 20;
+// Small enough for any sane --max-message-bytes on the server.
+constexpr size_t kUploadChunkBytes = 32 << 10;
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
     const ClientOptions& options) {

@@ -79,7 +79,7 @@ class Client {
           on_update);
 
   // DatasetService.
-  // Sends a header (name, input_dim, size, SHA-256), then `bytes` in 1 MiB
+  // Sends a header (name, input_dim, size, SHA-256), then `bytes` in 32 KiB
   // chunks.
   absl::StatusOr<v1::Dataset> UploadDataset(const std::string& name,
                                             int input_dim,

@@ -184,7 +184,7 @@ absl::StatusOr<v1::TrainingJob> JobManager::Submit(
   *job.mutable_spec() = r.spec();
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_epochs_total(spec.train.epochs);
-  *job.mutable_create_time() = TimeUtil::GetCurrentTime();
+  *job.mutable_create_time() = TimestampNow();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutdown_) return absl::UnavailableError("server is shutting down");
@@ -231,7 +231,7 @@ absl::StatusOr<v1::TrainingJob> JobManager::Cancel(const std::string& id) {
       queue_.erase(queued);
       lock.unlock();
       job.set_state(v1::JOB_STATE_CANCELLED);
-      *job.mutable_end_time() = TimeUtil::GetCurrentTime();
+      *job.mutable_end_time() = TimestampNow();
       RETURN_IF_ERROR(Record(job));
       RefreshGauges();
       return job;
@@ -339,7 +339,7 @@ void JobManager::RunJob(const std::string& id) {
     running_[id] = &running;
   }
   job.set_state(v1::JOB_STATE_RUNNING);
-  if (!job.has_start_time()) *job.mutable_start_time() = TimeUtil::GetCurrentTime();
+  if (!job.has_start_time()) *job.mutable_start_time() = TimestampNow();
   absl::Status status = Record(job);
   if (status.ok()) status = Train(&job, &running);
   {
@@ -363,7 +363,7 @@ void JobManager::RunJob(const std::string& id) {
     job.clear_eta();
     SPINNET_LOG(Warning, "job ", id, " failed: ", status.ToString());
   }
-  *job.mutable_end_time() = TimeUtil::GetCurrentTime();
+  *job.mutable_end_time() = TimestampNow();
   absl::Status recorded = Record(job);
   if (!recorded.ok()) {
     SPINNET_LOG(Error, "cannot record the end of job ", id, ": ",
@@ -431,7 +431,7 @@ absl::StatusOr<int> JobManager::Publish(const v1::TrainingJob& job,
   info.set_final_train_accuracy(last.train_accuracy);
   info.set_final_test_accuracy(last.test_accuracy);
   info.set_energy_per_classification_joules(last.energy_per_sample_joules);
-  *info.mutable_create_time() = TimeUtil::GetCurrentTime();
+  *info.mutable_create_time() = TimestampNow();
   info.set_source_job_id(job.id());
   return store_->InsertModel(info);
 }

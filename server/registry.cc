@@ -37,7 +37,9 @@ v1::Dataset DescribeDataset(const Dataset& d) {
 
 }  // namespace
 
-absl::Status DataDir::CreateAndLock() {
+absl::StatusOr<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(
+    const DataDir& dir) {
+  const std::string& root = dir.root;
   RETURN_IF_ERROR(MakeDir(root));
   for (const char* sub : {"/models", "/checkpoints", "/datasets"}) {
     RETURN_IF_ERROR(MakeDir(root + sub));
@@ -53,7 +55,14 @@ absl::Status DataDir::CreateAndLock() {
     return absl::FailedPreconditionError(absl::StrCat(
         "another spinnet-server is already running on data dir ", root));
   }
-  return absl::OkStatus();  // fd intentionally kept open: it holds the lock
+  return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
+}
+
+DataDirLock::~DataDirLock() { close(fd_); }  // releases the flock
+
+google::protobuf::Timestamp TimestampNow() {
+  return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+      absl::ToUnixMicros(absl::Now()));
 }
 
 absl::Status ValidateName(const std::string& what, const std::string& name) {
@@ -178,7 +187,7 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Add(
   v1::Dataset info = DescribeDataset(data);
   info.set_size_bytes(static_cast<int64_t>(bytes.size()));
   info.set_sha256(sha);
-  *info.mutable_create_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  *info.mutable_create_time() = TimestampNow();
   std::lock_guard<std::mutex> lock(mu_);
   if (store_->GetDataset(header.name()).ok()) {
     return absl::AlreadyExistsError(

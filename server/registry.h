@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "core/dataset.h"
 #include "core/model_io.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "server/store.h"
 
 namespace spinnet::server {
@@ -30,10 +31,27 @@ struct DataDir {
   std::string dataset_file(const std::string& name) const {
     return root + "/datasets/" + name + ".csv";
   }
-  // Creates the directories; FAILED_PRECONDITION if another process holds
-  // the lock (the fd stays open, and locked, for the process's life).
-  absl::Status CreateAndLock();
 };
+
+// An exclusive flock on <data dir>/LOCK, held while the object lives.
+class DataDirLock {
+ public:
+  // Creates the directories and takes the lock; FAILED_PRECONDITION if
+  // another server holds it.
+  static absl::StatusOr<std::unique_ptr<DataDirLock>> Acquire(
+      const DataDir& dir);
+  ~DataDirLock();
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Now, to the microsecond (protobuf 3.21's TimeUtil::GetCurrentTime has
+// whole seconds only, which would tie the order of jobs).
+google::protobuf::Timestamp TimestampNow();
 
 // A name for models and datasets: [A-Za-z0-9._-], 1..64, not starting
 // with '.'. INVALID_ARGUMENT naming `what` otherwise.

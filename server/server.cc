@@ -42,7 +42,7 @@ absl::Status SpinnetServer::Start() {
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
                    MakeServerCredentials(o.tls));
   DataDir dir{o.data_dir};
-  RETURN_IF_ERROR(dir.CreateAndLock());
+  ASSIGN_OR_RETURN(lock_, DataDirLock::Acquire(dir));
   ASSIGN_OR_RETURN(store_, SqliteStore::Open(dir.db()));
 
   metrics_ = std::make_unique<ServerMetrics>();

@@ -57,6 +57,8 @@ class SpinnetServer {
 
  private:
   ServerOptions options_;
+  // Declared first so that it is released last, after the store closes.
+  std::unique_ptr<DataDirLock> lock_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<ModelRegistry> models_;
