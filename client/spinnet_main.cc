@@ -1004,16 +1004,9 @@ void PrintTrainingFlags() {
   absl::PrintF(
       "\ntraining flags (as spinnet-train's; unset ones take the cell's "
       "default, in brackets):\n");
-  const TrainingSpec stno = DefaultTrainingSpec(CellType::kStno);
-  const TrainingSpec ctrnn = DefaultTrainingSpec(CellType::kCtrnn);
   for (const TrainingFlag& f : TrainingFlags()) {
-    const std::string a = f.get(stno), b = f.get(ctrnn);
-    PrintFlag(
-        "  ", f.name, f.is_bool ? "" : "VALUE",
-        absl::StrCat(
-            f.help, " [",
-            a == b || f.name == "cell" ? a : absl::StrCat(a, "; ctrnn ", b),
-            "]"));
+    PrintFlag("  ", f.name, f.is_bool ? "" : "VALUE",
+              absl::StrCat(f.help, " [", DefaultsText(f), "]"));
   }
 }
 

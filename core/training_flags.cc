@@ -217,6 +217,13 @@ absl::StatusOr<TrainingSpec> MakeTrainingSpec(
   return spec;
 }
 
+std::string DefaultsText(const TrainingFlag& flag) {
+  const std::string stno = flag.get(DefaultTrainingSpec(CellType::kStno));
+  const std::string ctrnn = flag.get(DefaultTrainingSpec(CellType::kCtrnn));
+  if (stno == ctrnn || flag.name == "cell") return stno;
+  return absl::StrCat(stno, "; ctrnn ", ctrnn);
+}
+
 const std::vector<TrainingFlag>& TrainingFlags() {
   static const std::vector<TrainingFlag>* flags =
       new std::vector<TrainingFlag>(MakeFlags());

@@ -44,6 +44,10 @@ TrainingSpec DefaultTrainingSpec(CellType cell);
 absl::StatusOr<TrainingSpec> MakeTrainingSpec(
     const std::vector<Setting>& settings);
 
+// The flag's default as help text: "1", or "1; ctrnn 5" where the cells'
+// defaults differ.
+std::string DefaultsText(const TrainingFlag& flag);
+
 // Every training flag, in help order.
 const std::vector<TrainingFlag>& TrainingFlags();
 // The flag called `name`, or nullptr.

@@ -63,17 +63,12 @@ void PrintHelp() {
   absl::PrintF(
       "usage: spinnet-train [flags]\n"
       "Trains a spin-torque-oscillator (or CTRNN) network by BPTT.\n\n");
-  const TrainingSpec stno = DefaultTrainingSpec(CellType::kStno);
-  const TrainingSpec ctrnn = DefaultTrainingSpec(CellType::kCtrnn);
   for (const ToolFlag& f : kToolFlags) {
     absl::PrintF("  --%-20s %s\n", f.name, f.help);
   }
   absl::PrintF("\ntraining settings (default in brackets):\n");
   for (const TrainingFlag& f : TrainingFlags()) {
-    const std::string a = f.get(stno), b = f.get(ctrnn);
-    absl::PrintF("  --%-20s %s [%s]\n", f.name, f.help,
-                 a == b || f.name == "cell" ? a
-                                            : absl::StrCat(a, "; ctrnn ", b));
+    absl::PrintF("  --%-20s %s [%s]\n", f.name, f.help, DefaultsText(f));
   }
   absl::PrintF(
       "\nExit status: 0 done, 1 runtime error, 2 bad flags, 130 "
