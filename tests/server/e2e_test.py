@@ -148,7 +148,7 @@ class WholeFlowTest(unittest.TestCase):
 
 
 class DurabilityTest(unittest.TestCase):
-    def test_kill_9_mid_training_then_restart_finishes_the_job(self):
+    def test_kill_9_mid_training_and_a_corrupt_checkpoint_then_restart_finishes(self):
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "data")
             s = Server(data)
@@ -158,6 +158,17 @@ class DurabilityTest(unittest.TestCase):
             wait_for(lambda: (field(s.json("job", job_id)[0], "epochs_done") or 0) >= 2,
                      120, "two epochs")
             s.stop(signal.SIGKILL)  # mid-epoch
+            # Corrupt the newest checkpoint: the restart falls back to the
+            # previous one and re-runs that epoch.
+            ckpt = os.path.join(data, "checkpoints", job_id + ".ckpt")
+            self.assertTrue(os.path.exists(ckpt + ".prev"))
+            if not os.path.exists(ckpt):  # killed between rotate and write
+                ckpt += ".prev"
+            with open(ckpt, "r+b") as f:
+                f.seek(os.path.getsize(ckpt) // 2)
+                byte = f.read(1)
+                f.seek(-1, os.SEEK_CUR)
+                f.write(bytes([byte[0] ^ 0xFF]))
             s = Server(data)
             try:
                 done = wait_for(
