@@ -90,20 +90,22 @@ cleanup() {
   fi
   # debootstrap mounts proc/sys inside the target; never rm through a mount.
   if [[ -d $ROOTFS ]]; then
-    findmnt -rn -o TARGET | grep -F "$ROOTFS/" | sort -r |
+    { findmnt -rn -o TARGET | grep -F "$ROOTFS/" | sort -r || true; } |
       while read -r m; do umount -l "$m" 2>/dev/null || true; done
   fi
-  rm -rf --one-file-system "$WORK"
+  rm -rf --one-file-system "$WORK" || log "could not remove $WORK"
   if ((rc != 0)); then log "FAILED (exit $rc)"; fi
+  exit "$rc"
 }
 trap cleanup EXIT
 
 log "debootstrap --variant=minbase ${SUITE} into ${ROOTFS}"
 if ! timeout 1800 debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" \
     >"$WORK/debootstrap.log" 2>&1; then
-  tail -n 30 "$WORK/debootstrap.log" >&2
-  [[ -f $ROOTFS/debootstrap/debootstrap.log ]] &&
-    tail -n 30 "$ROOTFS/debootstrap/debootstrap.log" >&2
+  tail -n 30 "$WORK/debootstrap.log" >&2 || true
+  if [[ -f $ROOTFS/debootstrap/debootstrap.log ]]; then
+    tail -n 30 "$ROOTFS/debootstrap/debootstrap.log" >&2 || true
+  fi
   die "debootstrap failed (mirror ${MIRROR}); see the log lines above"
 fi
 
@@ -130,7 +132,6 @@ Dir::Cache::srcpkgcache "";
 EOF
 echo 'Acquire::Languages "none";' >"$ROOTFS/etc/apt/apt.conf.d/docker-no-languages"
 echo 'Acquire::GzipIndexes "true";' >"$ROOTFS/etc/apt/apt.conf.d/docker-gzip-indexes"
-echo 'APT::Install-Recommends "false";' >"$ROOTFS/etc/apt/apt.conf.d/docker-no-recommends"
 # A snapshot mirror serves Release files past their Valid-Until date; keep
 # apt inside the image as lenient as the host's apt is.
 if apt-config dump 2>/dev/null | grep -qiE '^Acquire::Check-Valid-Until "(false|0)"'; then
