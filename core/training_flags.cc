@@ -7,14 +7,6 @@
 namespace spinnet {
 namespace {
 
-// Shortest of %.15g / %.17g that reads back as the same double.
-std::string FormatDouble(double v) {
-  std::string s = absl::StrFormat("%.15g", v);
-  double back;
-  if (absl::SimpleAtod(s, &back) && back == v) return s;
-  return absl::StrFormat("%.17g", v);
-}
-
 template <typename T>
 absl::Status ParseNumber(const std::string& name, const std::string& v,
                          T* out) {
@@ -215,6 +207,13 @@ absl::StatusOr<TrainingSpec> MakeTrainingSpec(
     if (!s.ok()) return s;
   }
   return spec;
+}
+
+std::string FormatDouble(double v) {
+  std::string s = absl::StrFormat("%.15g", v);
+  double back;
+  if (absl::SimpleAtod(s, &back) && back == v) return s;
+  return absl::StrFormat("%.17g", v);
 }
 
 std::string DefaultsText(const TrainingFlag& flag) {

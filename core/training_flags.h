@@ -44,6 +44,10 @@ TrainingSpec DefaultTrainingSpec(CellType cell);
 absl::StatusOr<TrainingSpec> MakeTrainingSpec(
     const std::vector<Setting>& settings);
 
+// The shortest of %.15g / %.17g that reads back as the same double: how
+// setting values are written as text.
+std::string FormatDouble(double v);
+
 // The flag's default as help text: "1", or "1; ctrnn 5" where the cells'
 // defaults differ.
 std::string DefaultsText(const TrainingFlag& flag);

@@ -32,13 +32,6 @@ std::string FlagName(const FieldDescriptor* f) {
   return absl::StrReplaceAll(f->name(), {{"_", "-"}});
 }
 
-std::string FormatDouble(double v) {
-  std::string s = absl::StrFormat("%.15g", v);
-  double back;
-  if (absl::SimpleAtod(s, &back) && back == v) return s;
-  return absl::StrFormat("%.17g", v);
-}
-
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
