@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build test run bench clean
+.PHONY: deps build check test image-test run bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -14,9 +14,19 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Every test: unit, integration and CLI.
-test: build
+# The ctest suite: unit, integration, CLI, end-to-end and monitoring tests.
+check: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The container image, built from the Dockerfile (its build runs the tests
+# again inside) and checked end to end by running the server from it.
+image-test:
+	SPINNET_IMAGE_DEPS=1 bash deploy/install-deps.sh
+	bash deploy/verify-image.sh
+
+# Every test, one after the other: what CI runs.
+test: check
+	$(MAKE) image-test
 
 # Starts the server on 127.0.0.1:50051 (metrics on :9464) with its
 # embedded store in ./spinnet-data; Ctrl-C stops it gracefully.

@@ -10,7 +10,13 @@ PKGS=(
   prometheus-cpp-dev libsqlite3-dev libssl-dev openssl
   prometheus
 )
-# Optional extras (benchmark comparisons): SPINNET_BENCH_DEPS=1.
+# Optional extras. SPINNET_IMAGE_DEPS=1: building and checking the container
+# image without a Docker engine (deploy/verify-image.sh: buildah with chroot
+# isolation, a debootstrap base image, curl for /metrics).
+# SPINNET_BENCH_DEPS=1: the benchmark comparison with PyTorch.
+if [[ "${SPINNET_IMAGE_DEPS:-0}" == 1 ]]; then
+  PKGS+=(buildah debootstrap debian-archive-keyring gnupg curl)
+fi
 if [[ "${SPINNET_BENCH_DEPS:-0}" == 1 ]]; then PKGS+=(python3-torch); fi
 missing=()
 for p in "${PKGS[@]}"; do

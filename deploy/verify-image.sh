@@ -19,14 +19,14 @@
 #   SPINNET_VERIFY_BUILD_ARGS  extra build flags, e.g.
 #                              "--build-arg SPINNET_CTEST_ARGS=-Eserver_e2e"
 #   SPINNET_VERIFY_ENGINE      docker or buildah, instead of detecting
-#   Bounds (seconds): SPINNET_VERIFY_BUILD_TIMEOUT [5400],
+#   Bounds (seconds): SPINNET_VERIFY_BUILD_TIMEOUT [2700],
 #   SPINNET_VERIFY_START_TIMEOUT [60], SPINNET_VERIFY_TRAIN_TIMEOUT [600].
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 REPO=$PWD
 IMAGE=${SPINNET_IMAGE:-spinnet:latest}
-BUILD_TIMEOUT=${SPINNET_VERIFY_BUILD_TIMEOUT:-5400}
+BUILD_TIMEOUT=${SPINNET_VERIFY_BUILD_TIMEOUT:-2700}
 START_TIMEOUT=${SPINNET_VERIFY_START_TIMEOUT:-60}
 TRAIN_TIMEOUT=${SPINNET_VERIFY_TRAIN_TIMEOUT:-600}
 CALL_TIMEOUT=60      # any single CLI call but training
