@@ -12,10 +12,11 @@ PKGS=(
 )
 # Optional extras. SPINNET_IMAGE_DEPS=1: building and checking the container
 # image without a Docker engine (deploy/verify-image.sh: buildah with chroot
-# isolation, a debootstrap base image, curl for /metrics).
+# isolation, a debootstrap base image, curl for /metrics, python3-yaml to
+# read the compose and k8s files).
 # SPINNET_BENCH_DEPS=1: the benchmark comparison with PyTorch.
 if [[ "${SPINNET_IMAGE_DEPS:-0}" == 1 ]]; then
-  PKGS+=(buildah debootstrap debian-archive-keyring gnupg curl)
+  PKGS+=(buildah debootstrap debian-archive-keyring gnupg curl python3-yaml)
 fi
 if [[ "${SPINNET_BENCH_DEPS:-0}" == 1 ]]; then PKGS+=(python3-torch); fi
 missing=()

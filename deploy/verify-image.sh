@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Builds the spinnet image from the repo's Dockerfile and proves it works:
-# the server from the image, on loopback, answers health, trains a small
-# model on the built-in digits and classifies digits rows with it, through
-# the image's own `spinnet` CLI. Prints PASS or FAIL and the timings.
+#  1. the server from the image, run with the image's own command on
+#     loopback, answers health, trains a small model on the built-in digits
+#     and classifies digits rows with it, through the image's own `spinnet`
+#     CLI; it serves /metrics, runs as uid 10001, stops cleanly on SIGTERM
+#     and leaves its store in the data volume;
+#  2. the server run with the command lines of deploy/docker-compose.yml and
+#     deploy/k8s/spinnet.yaml, the auth token mounted where those files mount
+#     it: health answers without the token, other RPCs need it.
+# Prints PASS or FAIL and the timings.
 #
 #   deploy/verify-image.sh
 #
 # Engine: Docker when a Docker engine answers (`docker info`), otherwise
 # buildah (chroot isolation, host network; the base image debian:bookworm is
-# made locally by deploy/make-base-image.sh when it is missing).
+# made locally by deploy/make-base-image.sh when it is missing). Needs curl,
+# and /usr/bin/python3 with python3-yaml to read deploy/'s files.
 #
 # Environment:
 #   SPINNET_IMAGE              image tag to build and check [spinnet:latest]
 #   SPINNET_VERIFY_NO_CACHE=1  build without the layer cache
 #   SPINNET_VERIFY_SKIP_BUILD=1  check an image already built
-#   SPINNET_VERIFY_HOST_CLI=1  drive the server with the host's
-#                              build/client/spinnet instead of the image's CLI
 #   SPINNET_VERIFY_BUILD_ARGS  extra build flags, e.g.
 #                              "--build-arg SPINNET_CTEST_ARGS=-Eserver_e2e"
 #   SPINNET_VERIFY_ENGINE      docker or buildah, instead of detecting
@@ -40,7 +45,7 @@ ENGINE=""
 SERVER_PID=""        # buildah: the setsid'd `buildah run` (its process group)
 spid=""              # buildah: the spinnet-server process under it
 SERVER_CTR=""        # buildah working container / docker container of the server
-CLIENT_CTR=""        # buildah working container for the CLI
+CTRS=()              # every container made, removed at the end
 T_BASE="-" T_BUILD="-" T_VERIFY="-" SIZE="-"
 RESULT=FAIL
 STEP="setup"
@@ -64,11 +69,13 @@ cleanup() {
     kill -KILL -- "-$SERVER_PID" 2>/dev/null
     wait "$SERVER_PID" 2>/dev/null
   fi
-  if [[ $ENGINE == docker ]]; then
-    [[ -n $SERVER_CTR ]] && timeout 60 docker rm -f -v "$SERVER_CTR" >/dev/null 2>&1
-  elif [[ $ENGINE == buildah ]]; then
-    for c in $SERVER_CTR $CLIENT_CTR; do timeout 60 buildah rm "$c" >/dev/null 2>&1; done
-  fi
+  for c in "${CTRS[@]}"; do
+    if [[ $ENGINE == docker ]]; then
+      timeout 60 docker rm -f -v "$c" >/dev/null 2>&1
+    else
+      timeout 60 buildah rm "$c" >/dev/null 2>&1
+    fi
+  done
   if ((rc != 0)) && [[ -s $TMP/server.log ]]; then
     log "server output (last 30 lines):"; tail -n 30 "$TMP/server.log"
   fi
@@ -173,91 +180,150 @@ zcat "$REPO/core/data/digits.csv.gz" | head -n 20 |
 [[ $(wc -l <"$TMP/few.csv") == 20 ]] || fail "could not make few.csv from core/data/digits.csv.gz"
 chmod 0644 "$TMP/few.csv"
 
-# --- start the server from the image ---------------------------------------------------------
-step "server start"
-if [[ $ENGINE == buildah ]]; then
-  SERVER_CTR=$(buildah from --pull=never --name "$TAG-server" "$IMAGE") || fail "buildah from $IMAGE"
-  # The image's entrypoint as the image's non-root user. chroot isolation has
-  # no network namespace of its own, so the server listens on host loopback;
-  # port 0 (the kernel picks free ports) keeps it clear of any other server.
-  # setsid: the server and everything buildah forks share one process group.
-  setsid buildah run --isolation chroot --network host --user spinnet:spinnet \
-    "$SERVER_CTR" -- spinnet-server --listen 127.0.0.1:0 \
-    --metrics-listen 127.0.0.1:0 --data-dir /var/lib/spinnet \
-    >"$TMP/server.log" 2>&1 </dev/null &
-  SERVER_PID=$!
-  deadline=$(($(now) + START_TIMEOUT))
-  until grep -q "listening on" "$TMP/server.log"; do
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "the server exited: $(tail -n 5 "$TMP/server.log")"
-    (($(now) < deadline)) || fail "the server did not start in ${START_TIMEOUT}s"
-    sleep 0.5
-  done
-  line=$(grep -m1 "listening on" "$TMP/server.log")
-  log "$line"
-  ADDR=$(sed -E 's/.*listening on ([^,]+),.*/\1/' <<<"$line")
-  METRICS=$(sed -nE 's#.*metrics on http://([^/]+)/metrics.*#\1#p' <<<"$line")
-  # Which user runs it: the spinnet-server process in our process group.
-  spid=$(pgrep -g "$SERVER_PID" -x spinnet-server | head -n1)
-  [[ -n $spid ]] || fail "no spinnet-server process under the buildah run"
-  uid=$(awk '/^Uid:/ {print $2}' "/proc/$spid/status")
-  log "spinnet-server pid $spid runs as uid $uid"
-  [[ $uid == 10001 ]] || fail "the server runs as uid $uid, not spinnet (10001)"
 
-  CLIENT_CTR=$(buildah from --pull=never --name "$TAG-client" "$IMAGE") || fail "buildah from $IMAGE"
-  buildah copy --chown spinnet:spinnet "$CLIENT_CTR" "$TMP/few.csv" /tmp/few.csv >/dev/null ||
-    fail "buildah copy few.csv"
-  FEW=/tmp/few.csv
-  if [[ ${SPINNET_VERIFY_HOST_CLI:-0} == 1 ]]; then
-    [[ -x $REPO/build/client/spinnet ]] || fail "no build/client/spinnet on the host"
-    cli() { timeout "$1" "$REPO/build/client/spinnet" --server "$ADDR" "${@:2}"; }
-    FEW=$TMP/few.csv
-  else
-    cli() {
-      timeout "$1" buildah run --isolation chroot --network host --user spinnet:spinnet \
-        "$CLIENT_CTR" -- spinnet --server "$ADDR" "${@:2}"
-    }
-  fi
-else
-  # The image's own entrypoint and CMD (0.0.0.0 inside the container),
-  # published on host loopback at ports docker picks.
-  SERVER_CTR=$TAG-server
-  timeout 120 docker run -d --name "$SERVER_CTR" \
-    -p 127.0.0.1::50051 -p 127.0.0.1::9464 "$IMAGE" >/dev/null || fail "docker run"
-  deadline=$(($(now) + START_TIMEOUT))
-  until docker logs "$SERVER_CTR" 2>&1 | grep -q "listening on"; do
-    [[ $(docker inspect -f '{{.State.Running}}' "$SERVER_CTR") == true ]] ||
-      fail "the server exited: $(docker logs "$SERVER_CTR" 2>&1 | tail -n 5)"
-    (($(now) < deadline)) || fail "the server did not start in ${START_TIMEOUT}s"
-    sleep 0.5
+# --- the server from the image, and the CLI next to it ----------------------------------------
+SECRET=/run/secrets/spinnet_token   # where compose and k8s mount the auth token
+CLIENT_CTR=""                       # buildah: the container the CLI runs in
+CLI_MOUNT=()                        # buildah: the token, mounted for the CLI too
+
+# Prints ARGV one per line with --listen and --metrics-listen on host
+# loopback, port 0 (the kernel picks free ports, clear of any other server).
+loopback_argv() {
+  local a skip=0 listen=0 metrics=0
+  for a in "$@"; do
+    if ((skip)); then skip=0; printf '%s\n' 127.0.0.1:0; continue; fi
+    case $a in
+      --listen=*) listen=1; printf '%s\n' --listen=127.0.0.1:0 ;;
+      --metrics-listen=*) metrics=1; printf '%s\n' --metrics-listen=127.0.0.1:0 ;;
+      --listen) listen=1; skip=1; printf '%s\n' "$a" ;;
+      --metrics-listen) metrics=1; skip=1; printf '%s\n' "$a" ;;
+      *) printf '%s\n' "$a" ;;
+    esac
   done
-  log "$(docker logs "$SERVER_CTR" 2>&1 | grep -m1 'listening on')"
-  METRICS=$(docker port "$SERVER_CTR" 9464/tcp | head -n1)
-  uid=$(docker exec "$SERVER_CTR" sh -c 'awk "/^Uid:/ {print \$2}" /proc/1/status')
+  ((listen)) || printf '%s\n' --listen=127.0.0.1:0
+  ((metrics)) || printf '%s\n' --metrics-listen=127.0.0.1:0
+}
+
+# start_server LABEL TOKEN ARGV...: a new container of the image running ARGV
+# (spinnet-server and its flags) as the image's user, with the host file
+# TOKEN (or nothing, for '') mounted read-only at $SECRET. buildah's chroot
+# isolation has no network namespace of its own, so there the listen
+# addresses move to host loopback; docker publishes the container's ports on
+# host loopback. Sets ADDR (for the CLI), METRICS (host address of /metrics)
+# and checks that the server runs as uid 10001.
+start_server() {
+  local label=$1 token=$2 line uid
+  shift 2
+  : >"$TMP/server.log"
+  if [[ $ENGINE == buildah ]]; then
+    local argv mount=()
+    mapfile -t argv < <(loopback_argv "$@")
+    [[ -n $token ]] && mount=(--mount "type=bind,src=$token,dst=$SECRET,ro")
+    CLI_MOUNT=("${mount[@]}")
+    SERVER_CTR=$(buildah from --pull=never --name "$TAG-$label" "$IMAGE") || fail "buildah from $IMAGE"
+    CTRS+=("$SERVER_CTR")
+    log "buildah run ... ${argv[*]}"
+    # setsid: the server and everything buildah forks share one process group.
+    setsid buildah run --isolation chroot --network host --user spinnet:spinnet "${mount[@]}" \
+      "$SERVER_CTR" -- "${argv[@]}" >"$TMP/server.log" 2>&1 </dev/null &
+    SERVER_PID=$!
+    deadline=$(($(now) + START_TIMEOUT))
+    until grep -q "listening on" "$TMP/server.log"; do
+      kill -0 "$SERVER_PID" 2>/dev/null || fail "the server exited: $(tail -n 5 "$TMP/server.log")"
+      (($(now) < deadline)) || fail "the server did not start in ${START_TIMEOUT}s"
+      sleep 0.5
+    done
+    line=$(grep -m1 "listening on" "$TMP/server.log")
+    ADDR=$(sed -E 's/.*listening on ([^,]+),.*/\1/' <<<"$line")
+    METRICS=$(sed -nE 's#.*metrics on http://([^/]+)/metrics.*#\1#p' <<<"$line")
+    # Which user runs it: the spinnet-server process in our process group.
+    spid=$(pgrep -g "$SERVER_PID" -x spinnet-server | head -n1)
+    [[ -n $spid ]] || fail "no spinnet-server process under the buildah run"
+    uid=$(awk '/^Uid:/ {print $2}' "/proc/$spid/status")
+  else
+    local vol=()
+    [[ -n $token ]] && vol=(-v "$token:$SECRET:ro")
+    SERVER_CTR=$TAG-$label
+    CTRS+=("$SERVER_CTR")
+    log "docker run ... $*"
+    timeout 120 docker run -d --name "$SERVER_CTR" -p 127.0.0.1::50051 -p 127.0.0.1::9464 \
+      "${vol[@]}" --entrypoint "$1" "$IMAGE" "${@:2}" >/dev/null || fail "docker run"
+    deadline=$(($(now) + START_TIMEOUT))
+    until docker logs "$SERVER_CTR" 2>&1 | grep -q "listening on"; do
+      [[ $(docker inspect -f '{{.State.Running}}' "$SERVER_CTR") == true ]] ||
+        fail "the server exited: $(docker logs "$SERVER_CTR" 2>&1 | tail -n 5)"
+      (($(now) < deadline)) || fail "the server did not start in ${START_TIMEOUT}s"
+      sleep 0.5
+    done
+    line=$(docker logs "$SERVER_CTR" 2>&1 | grep -m1 'listening on')
+    ADDR=127.0.0.1:50051      # the CLI runs in the server's container
+    METRICS=$(docker port "$SERVER_CTR" 9464/tcp | head -n1)
+    uid=$(docker exec "$SERVER_CTR" sh -c 'awk "/^Uid:/ {print \$2}" /proc/1/status')
+    timeout 60 docker cp "$TMP/few.csv" "$SERVER_CTR:/tmp/few.csv" || fail "docker cp few.csv"
+  fi
+  log "$line"
   log "spinnet-server runs as uid $uid"
   [[ $uid == 10001 ]] || fail "the server runs as uid $uid, not spinnet (10001)"
-  timeout 60 docker cp "$TMP/few.csv" "$SERVER_CTR:/tmp/few.csv" || fail "docker cp few.csv"
-  FEW=/tmp/few.csv
-  ADDR=127.0.0.1:50051
-  if [[ ${SPINNET_VERIFY_HOST_CLI:-0} == 1 ]]; then
-    [[ -x $REPO/build/client/spinnet ]] || fail "no build/client/spinnet on the host"
-    ADDR=$(docker port "$SERVER_CTR" 50051/tcp | head -n1)
-    cli() { timeout "$1" "$REPO/build/client/spinnet" --server "$ADDR" "${@:2}"; }
-    FEW=$TMP/few.csv
+}
+
+# cli TIMEOUT ARGS...: the image's spinnet CLI against the running server.
+cli() {
+  if [[ $ENGINE == buildah ]]; then
+    timeout "$1" buildah run --isolation chroot --network host --user spinnet:spinnet \
+      "${CLI_MOUNT[@]}" "$CLIENT_CTR" -- spinnet --server "$ADDR" "${@:2}"
   else
-    cli() { timeout "$1" docker exec "$SERVER_CTR" spinnet --server "$ADDR" "${@:2}"; }
+    timeout "$1" docker exec "$SERVER_CTR" spinnet --server "$ADDR" "${@:2}"
   fi
+}
+
+wait_healthy() {
+  local out deadline=$(($(now) + START_TIMEOUT))
+  until out=$(cli "$CALL_TIMEOUT" --timeout 3 health 2>&1) && [[ $out == *SERVING* ]]; do
+    (($(now) < deadline)) || fail "health did not report SERVING in ${START_TIMEOUT}s: $out"
+    sleep 1
+  done
+  log "spinnet health (no token): $out"
+}
+
+check_metrics() {
+  local body
+  body=$(curl -fsS --max-time 10 "http://$METRICS/metrics") || fail "GET http://$METRICS/metrics"
+  grep -q '^spinnet_grpc_requests_total' <<<"$body" || fail "no spinnet_grpc_requests_total in /metrics"
+  log "/metrics: $(grep -c '^spinnet_' <<<"$body") spinnet_ samples"
+}
+
+# SIGTERM, as docker stop and the kubelet send it: the server must exit 0.
+stop_server() {
+  local rc
+  if [[ $ENGINE == buildah ]]; then
+    kill -TERM "$spid" 2>/dev/null
+    for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$SERVER_PID" 2>/dev/null && fail "the server did not stop within 30s of SIGTERM"
+    wait "$SERVER_PID"; rc=$?
+    SERVER_PID="" spid=""
+  else
+    timeout 60 docker stop -t 30 "$SERVER_CTR" >/dev/null || fail "docker stop"
+    rc=$(docker inspect -f '{{.State.ExitCode}}' "$SERVER_CTR")
+  fi
+  ((rc == 0)) || fail "the server exited $rc after SIGTERM"
+  log "stopped cleanly"
+}
+
+command -v curl >/dev/null || fail "curl not found (apt-get install -y curl)"
+if [[ $ENGINE == buildah ]]; then
+  CLIENT_CTR=$(buildah from --pull=never --name "$TAG-client" "$IMAGE") || fail "buildah from $IMAGE"
+  CTRS+=("$CLIENT_CTR")
+  buildah copy --chown spinnet:spinnet "$CLIENT_CTR" "$TMP/few.csv" /tmp/few.csv >/dev/null ||
+    fail "buildah copy few.csv"
 fi
 
-# --- health ----------------------------------------------------------------------------------
-step "health"
-deadline=$(($(now) + START_TIMEOUT))
-until out=$(cli "$CALL_TIMEOUT" --timeout 3 health 2>&1) && [[ $out == *SERVING* ]]; do
-  (($(now) < deadline)) || fail "health did not report SERVING in ${START_TIMEOUT}s: $out"
-  sleep 1
-done
-log "spinnet health: $out"
+# --- 1. the image's own command: health, training, classification, metrics -------------------------
+step "image command"
+# Go's formatting of the image config: [spinnet-server] and [--listen ... ].
+read -r -a image_argv <<<"${cfg_entry//[\[\]]/} ${cfg_cmd//[\[\]]/}"
+start_server image "" "${image_argv[@]}"
+wait_healthy
 
-# --- training ------------------------------------------------------------------------------------
 step "training"
 t0=$(now)
 cli "$TRAIN_TIMEOUT" train --dataset digits --model m --epochs 1 --neurons 8 --watch \
@@ -271,45 +337,86 @@ out=$(cli "$CALL_TIMEOUT" models 2>&1) || fail "spinnet models: $out"
 printf '%s\n' "$out" | sed 's/^/  | /'
 grep -qE '^m[[:space:]]' <<<"$out" || fail "model m is not listed"
 
-# --- classification ------------------------------------------------------------------------
 step "classification"
-out=$(cli "$CALL_TIMEOUT" classify --model m "$FEW" 2>&1) || fail "spinnet classify: $out"
+out=$(cli "$CALL_TIMEOUT" classify --model m /tmp/few.csv 2>&1) || fail "spinnet classify: $out"
 printf '%s\n' "$out" | awk '{ l[NR] = $0 } END { for (i = 1; i <= NR; i++)
   if (i <= 3 || i > NR - 2) print "  | " l[i]; else if (i == 4) print "  | ..." }'
 rows=$(grep -c '^row [0-9]*:' <<<"$out")
 [[ $rows == 20 ]] || fail "classify answered $rows rows, not 20"
 grep -q '^accuracy:' <<<"$out" || fail "classify printed no accuracy"
 
-# --- metrics --------------------------------------------------------------------------------------
 step "metrics"
-if [[ -n ${METRICS:-} ]] && command -v curl >/dev/null; then
-  body=$(curl -fsS --max-time 10 "http://$METRICS/metrics") || fail "GET http://$METRICS/metrics"
-  grep -q '^spinnet_classifications_total' <<<"$body" || fail "no spinnet_classifications_total in /metrics"
-  log "/metrics: $(grep -c '^spinnet_' <<<"$body") spinnet_ samples, e.g. $(grep -m1 '^spinnet_classifications_total' <<<"$body")"
-else
-  log "skipped (no metrics address or no curl)"
-fi
+check_metrics
+body=$(curl -fsS --max-time 10 "http://$METRICS/metrics") || fail "GET http://$METRICS/metrics"
+grep -q '^spinnet_classifications_total{model="m"} 20' <<<"$body" ||
+  fail "spinnet_classifications_total{model=\"m\"} is not 20"
 
-# --- graceful stop ---------------------------------------------------------------------------------
 step "shutdown"
+stop_server
 if [[ $ENGINE == buildah ]]; then
-  kill -TERM "$spid" 2>/dev/null
-  for _ in $(seq 1 60); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$SERVER_PID" 2>/dev/null && fail "the server did not stop within 30s of SIGTERM"
-  wait "$SERVER_PID"; rc=$?
-  SERVER_PID=""
-  ((rc == 0)) || fail "the server exited $rc after SIGTERM"
   # The store is in the data dir, written by the non-root user.
   out=$(timeout "$CALL_TIMEOUT" buildah run --isolation chroot --user spinnet:spinnet \
     "$SERVER_CTR" -- sh -c 'ls -ln /var/lib/spinnet' 2>&1) || fail "listing the data dir: $out"
   printf '%s\n' "$out" | sed 's/^/  | /'
   grep -qE ' 10001 +10001 .* spinnet\.db$' <<<"$out" || fail "no spinnet.db owned by spinnet in /var/lib/spinnet"
-else
-  timeout 60 docker stop -t 30 "$SERVER_CTR" >/dev/null || fail "docker stop"
-  rc=$(docker inspect -f '{{.State.ExitCode}}' "$SERVER_CTR")
-  [[ $rc == 0 ]] || fail "the server exited $rc after SIGTERM"
 fi
-log "stopped cleanly"
+
+# --- 2. deploy/'s command lines, with the auth token where they mount it ----------------------------
+# Prints the path the file mounts the token secret at, then the server's argv.
+deploy_argv() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, yaml
+kind, path = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d]
+def strings(v, what):
+    if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+        sys.exit(f"{path}: {what} must be a list of strings")
+    return v
+if kind == "compose":
+    svc = docs[0]["services"]["spinnet"]
+    argv = strings(svc.get("entrypoint"), "services.spinnet.entrypoint") + \
+        strings(svc.get("command"), "services.spinnet.command")
+    s = svc["secrets"][0]
+    target = s if isinstance(s, str) else s.get("target", s["source"])
+    secret = target if target.startswith("/") else "/run/secrets/" + target
+else:
+    dep = next(d for d in docs if d.get("kind") == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    ctr = next(c for c in pod["containers"] if c["name"] == "spinnet")
+    argv = strings(ctr.get("command"), "the container's command") + \
+        strings(ctr.get("args"), "the container's args")
+    vol = next(v for v in pod["volumes"] if "secret" in v)
+    mount = next(m for m in ctr["volumeMounts"] if m["name"] == vol["name"])
+    items = vol["secret"].get("items")
+    secret = mount["mountPath"].rstrip("/") + "/" + (items[0]["path"] if items else "token")
+print(secret)
+print("\n".join(argv))
+PY
+}
+
+head -c 32 /dev/urandom | base64 | tr -d '=+/\n' >"$TMP/token"
+chmod 0444 "$TMP/token"
+for cfg in compose:deploy/docker-compose.yml k8s:deploy/k8s/spinnet.yaml; do
+  kind=${cfg%%:*} file=${cfg#*:}
+  step "$file"
+  mapfile -t lines < <(deploy_argv "$kind" "$REPO/$file") || true
+  ((${#lines[@]} >= 2)) || fail "could not read the server's command line from $file"
+  [[ ${lines[0]} == "$SECRET" ]] || fail "$file mounts the token at ${lines[0]}, not $SECRET"
+  argv=("${lines[@]:1}")
+  [[ " ${argv[*]} " == *" --auth-token-file=$SECRET "* ]] ||
+    fail "$file does not pass --auth-token-file=$SECRET"
+  start_server "$kind" "$TMP/token" "${argv[@]}"
+  wait_healthy
+  out=$(cli "$CALL_TIMEOUT" models 2>&1) && fail "spinnet models succeeded without the token"
+  # (buildah run adds its own lines about the exit status: the CLI's is the first.)
+  [[ $out == *UNAUTHENTICATED* ]] || fail "without the token: $out (expected UNAUTHENTICATED)"
+  log "without the token: $(head -n1 <<<"$out")"
+  out=$(cli "$CALL_TIMEOUT" --token-file "$SECRET" models 2>&1) || fail "with the token: $out"
+  log "with the token: spinnet models answers: $(head -n1 <<<"$out")"
+  check_metrics
+  stop_server
+done
 
 T_VERIFY=$(secs $(($(now) - t_verify0)))
 RESULT=PASS
