@@ -180,7 +180,6 @@ zcat "$REPO/core/data/digits.csv.gz" | head -n 20 |
 [[ $(wc -l <"$TMP/few.csv") == 20 ]] || fail "could not make few.csv from core/data/digits.csv.gz"
 chmod 0644 "$TMP/few.csv"
 
-
 # --- the server from the image, and the CLI next to it ----------------------------------------
 SECRET=/run/secrets/spinnet_token   # where compose and k8s mount the auth token
 CLIENT_CTR=""                       # buildah: the container the CLI runs in
@@ -285,10 +284,13 @@ wait_healthy() {
   log "spinnet health (no token): $out"
 }
 
+# check_metrics [LINE]: /metrics answers with spinnet_ series (and LINE).
 check_metrics() {
-  local body
+  local body want
   body=$(curl -fsS --max-time 10 "http://$METRICS/metrics") || fail "GET http://$METRICS/metrics"
-  grep -q '^spinnet_grpc_requests_total' <<<"$body" || fail "no spinnet_grpc_requests_total in /metrics"
+  for want in spinnet_grpc_requests_total "$@"; do
+    grep -qF "$want" <<<"$body" || fail "no '$want' in /metrics"
+  done
   log "/metrics: $(grep -c '^spinnet_' <<<"$body") spinnet_ samples"
 }
 
@@ -346,10 +348,7 @@ rows=$(grep -c '^row [0-9]*:' <<<"$out")
 grep -q '^accuracy:' <<<"$out" || fail "classify printed no accuracy"
 
 step "metrics"
-check_metrics
-body=$(curl -fsS --max-time 10 "http://$METRICS/metrics") || fail "GET http://$METRICS/metrics"
-grep -q '^spinnet_classifications_total{model="m"} 20' <<<"$body" ||
-  fail "spinnet_classifications_total{model=\"m\"} is not 20"
+check_metrics 'spinnet_classifications_total{model="m"} 20'
 
 step "shutdown"
 stop_server
