@@ -211,7 +211,7 @@ loopback_argv() {
 # host loopback. Sets ADDR (for the CLI), METRICS (host address of /metrics)
 # and checks that the server runs as uid 10001.
 start_server() {
-  local label=$1 token=$2 line uid
+  local label=$1 token=$2 line uid deadline
   shift 2
   : >"$TMP/server.log"
   if [[ $ENGINE == buildah ]]; then
@@ -258,7 +258,6 @@ start_server() {
     ADDR=127.0.0.1:50051      # the CLI runs in the server's container
     METRICS=$(docker port "$SERVER_CTR" 9464/tcp | head -n1)
     uid=$(docker exec "$SERVER_CTR" sh -c 'awk "/^Uid:/ {print \$2}" /proc/1/status')
-    timeout 60 docker cp "$TMP/few.csv" "$SERVER_CTR:/tmp/few.csv" || fail "docker cp few.csv"
   fi
   log "$line"
   log "spinnet-server runs as uid $uid"
@@ -340,6 +339,9 @@ printf '%s\n' "$out" | sed 's/^/  | /'
 grep -qE '^m[[:space:]]' <<<"$out" || fail "model m is not listed"
 
 step "classification"
+if [[ $ENGINE == docker ]]; then   # (buildah: copied into the CLI's container above)
+  timeout 60 docker cp "$TMP/few.csv" "$SERVER_CTR:/tmp/few.csv" || fail "docker cp few.csv"
+fi
 out=$(cli "$CALL_TIMEOUT" classify --model m /tmp/few.csv 2>&1) || fail "spinnet classify: $out"
 printf '%s\n' "$out" | awk '{ l[NR] = $0 } END { for (i = 1; i <= NR; i++)
   if (i <= 3 || i > NR - 2) print "  | " l[i]; else if (i == 4) print "  | ..." }'
