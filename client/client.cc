@@ -12,7 +12,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
-#include "proto/api_convert.h"
+#include "proto/grpc_status.h"
 
 namespace spinnet::client {
 namespace {

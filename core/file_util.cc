@@ -12,13 +12,25 @@
 #include "absl/strings/str_cat.h"
 
 namespace spinnet {
-namespace {
-
-absl::Status ErrnoError(const std::string& what, const std::string& path) {
+absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   const int err = errno;
   const std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
-  return err == ENOENT ? absl::NotFoundError(msg) : absl::InternalError(msg);
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::FailedPreconditionError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
 }
+
+namespace {
 
 std::string DirName(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -112,7 +124,11 @@ absl::Status WriteFileAtomically(const std::string& path,
     unlink(tmp.c_str());
     return s;
   }
-  close(fd);
+  if (close(fd) != 0) {
+    absl::Status s = ErrnoError("cannot close", tmp);
+    unlink(tmp.c_str());
+    return s;
+  }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     absl::Status s = ErrnoError("cannot rename to", path);
     unlink(tmp.c_str());

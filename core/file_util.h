@@ -9,6 +9,12 @@
 
 namespace spinnet {
 
+// The status of a failed system call on `path` from errno, by what the
+// caller can do: NOT_FOUND (ENOENT), RESOURCE_EXHAUSTED (disk full),
+// FAILED_PRECONDITION (permissions, read-only), INTERNAL otherwise. `what`
+// says what failed ("cannot write").
+absl::Status ErrnoError(absl::string_view what, const std::string& path);
+
 // Reads a whole file; NOT_FOUND if it does not exist.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 

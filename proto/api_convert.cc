@@ -34,18 +34,6 @@ std::string FlagName(const FieldDescriptor* f) {
 
 }  // namespace
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
 absl::StatusOr<std::vector<Setting>> SettingsFromSpec(
     const v1::TrainingSpec& spec) {
   if (!spec.optimizer().empty() && spec.optimizer() != "adam") {

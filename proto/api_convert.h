@@ -1,7 +1,8 @@
-// Conversions between the spinnet.v1 API and the core, shared by the server
-// and the client so that each exists once: status codes, and TrainingSpec
-// messages <-> the core's training settings (named like spinnet-train's
-// flags: a proto field is the flag name with '_' for '-').
+// Conversions between the spinnet.v1 messages and the core, shared by the
+// server and the CLI so that each exists once: TrainingSpec messages <-> the
+// core's training settings (named like spinnet-train's flags: a proto field
+// is the flag name with '_' for '-'). The client library does not link this
+// (it links no core); status codes are in grpc_status.h.
 #ifndef SPINNET_PROTO_API_CONVERT_H_
 #define SPINNET_PROTO_API_CONVERT_H_
 
@@ -12,14 +13,9 @@
 #include "absl/status/statusor.h"
 #include "core/metrics.h"
 #include "core/training_flags.h"
-#include "grpcpp/support/status.h"
 #include "spinnet/v1/common.pb.h"
 
 namespace spinnet::api {
-
-// absl and gRPC share the canonical codes; the message passes through.
-grpc::Status ToGrpcStatus(const absl::Status& status);
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // The settings of the fields set in `spec` (enums other than UNSPECIFIED,
 // optional fields present), as (flag, value) pairs for MakeTrainingSpec.

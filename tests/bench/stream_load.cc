@@ -31,7 +31,7 @@
 #include "core/dataset.h"
 #include "echo.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "server/server.h"
+#include "server/app/server.h"
 
 namespace spinnet {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/auth.h"
+#include "server/api/auth.h"
 
 #include <stdlib.h>
 
@@ -17,7 +17,8 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
-#include "proto/api_convert.h"
+#include "proto/grpc_status.h"
+#include "proto/grpc_status.h"
 #include "spinnet/v1/inference.grpc.pb.h"
 #include "spinnet/v1/model.grpc.pb.h"
 

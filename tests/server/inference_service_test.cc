@@ -2,7 +2,7 @@
 // real stubs: Classify against the core, the streaming protocol (provisional
 // and final answers, reset, in-band errors), admission, idle close, many idle
 // streams on few threads, cancellation and backpressure.
-#include "server/inference_service.h"
+#include "server/api/inference_service.h"
 
 #include <atomic>
 #include <chrono>
@@ -23,10 +23,10 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "server/auth.h"
-#include "server/metrics.h"
-#include "server/registry.h"
-#include "server/sqlite_store.h"
+#include "server/api/auth.h"
+#include "server/api/metrics.h"
+#include "server/catalog/registry.h"
+#include "server/storage/memory_store.h"
 
 namespace spinnet::server {
 namespace {
@@ -112,14 +112,7 @@ struct ClientStream {
 class InferenceServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/inference_service_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_.root = tmpl;
-    std::filesystem::create_directories(dir_.root + "/models");
-    auto store = SqliteStore::Open(dir_.db());
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-
+    store_ = std::make_unique<MemoryStore>();
     auto model = std::make_shared<Model>();
     model->network.layers = 2;
     model->network.neurons = 8;
@@ -130,19 +123,27 @@ class InferenceServiceTest : public ::testing::Test {
     model->class_labels = {"a", "b", "c"};
     model->dataset_name = "test";
     model->sequence_steps = 10;
-    ASSERT_TRUE(SaveModel(*model, dir_.model_file(kJobId)).ok());
     model_ = model;
     v1::Model info;
     info.set_name("m");
-    info.set_source_job_id(kJobId);
     info.set_input_dim(kDim);
     info.set_sequence_steps(10);
     for (const auto& l : model->class_labels) info.add_class_labels(l);
-    auto version = store_->InsertModel(info);
-    ASSERT_TRUE(version.ok()) << version.status();
-    ASSERT_EQ(*version, 1);
+    // Published as a job's result, as the runner does.
+    v1::TrainingJob job;
+    job.set_id(kJobId);
+    job.set_state(v1::JOB_STATE_QUEUED);
+    ASSERT_TRUE(store_->InsertJob(job, 1).ok());
+    auto claimed = store_->ClaimJob("test", absl::Seconds(60));
+    ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+    job = (*claimed)->job;
+    job.set_state(v1::JOB_STATE_SUCCEEDED);
+    auto done = store_->FinishJob((*claimed)->lease, job,
+                                  ModelToPublish{info, SerializeModel(*model)});
+    ASSERT_TRUE(done.ok()) << done.status();
+    ASSERT_EQ(done->model_version(), 1);
 
-    registry_ = std::make_unique<ModelRegistry>(store_.get(), dir_);
+    registry_ = std::make_unique<ModelRegistry>(store_.get());
     metrics_ = std::make_unique<ServerMetrics>();
   }
 
@@ -155,7 +156,6 @@ class InferenceServiceTest : public ::testing::Test {
     }
     server_.reset();
     service_.reset();
-    std::filesystem::remove_all(dir_.root);
   }
 
   // bdp_probe false keeps HTTP/2 flow-control windows at their initial 64
@@ -247,9 +247,8 @@ class InferenceServiceTest : public ::testing::Test {
     return service_->active_streams() == n;
   }
 
-  DataDir dir_;
   std::shared_ptr<const Model> model_;
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<MemoryStore> store_;
   std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<TokenAuthorizer> auth_;

@@ -35,8 +35,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/api_convert.h"
-#include "server/server.h"
-#include "server/sqlite_store.h"
+#include "proto/grpc_status.h"
+#include "server/app/server.h"
+#include "server/storage/sqlite_store.h"
 
 namespace spinnet {
 namespace {
@@ -1024,14 +1025,16 @@ TEST_F(IntegrationTest, ShutdownEndsCallsAndKeepsTheRunningJobForRestart) {
   session.reset();
   StopServer();
 
-  // The job is still RUNNING in the store...
+  // The job went back to the queue with its progress, its attempt given
+  // back (a shutdown is not the job's fault)...
   {
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<server::SqliteStore> store,
-                         server::SqliteStore::Open(DataDir() + "/spinnet.db"));
+                         server::SqliteStore::Open(DataDir()));
     ASSERT_OK_AND_ASSIGN(const v1::TrainingJob stored, store->GetJob(job.id()));
-    EXPECT_EQ(stored.state(), v1::JOB_STATE_RUNNING);
+    EXPECT_EQ(stored.state(), v1::JOB_STATE_QUEUED);
     EXPECT_GE(stored.epochs_done(), 1);
-    EXPECT_EQ(stored.restarts(), 0);
+    EXPECT_EQ(stored.restarts(), 1);
+    EXPECT_EQ(stored.attempt(), 0);
   }
   // ...and a new server on the same data dir resumes and finishes it.
   ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
@@ -1039,6 +1042,7 @@ TEST_F(IntegrationTest, ShutdownEndsCallsAndKeepsTheRunningJobForRestart) {
       const v1::TrainingJob resumed,
       WaitForState(job.id(), v1::JOB_STATE_SUCCEEDED, absl::Seconds(60)));
   EXPECT_EQ(resumed.restarts(), 1);
+  EXPECT_EQ(resumed.attempt(), 1);
   EXPECT_EQ(resumed.epochs_done(), kResumableEpochs);
   ASSERT_OK_AND_ASSIGN(const v1::GetTrainingMetricsResponse metrics,
                        Metrics(job.id()));

@@ -1,4 +1,4 @@
-#include "server/metrics.h"
+#include "server/api/metrics.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

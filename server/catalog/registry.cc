@@ -1,29 +1,18 @@
-#include "server/registry.h"
+#include "server/catalog/registry.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <cctype>
 
 #include "absl/strings/str_cat.h"
-#include "core/file_util.h"
 #include "core/sha256.h"
 #include "core/status_macros.h"
-#include "google/protobuf/util/time_util.h"
+#include "server/storage/job_records.h"
 
 namespace spinnet::server {
 namespace {
 
-absl::Status MakeDir(const std::string& path) {
-  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create ", path, ": ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
+// Loaded versions kept per process; past this the cache starts again (a
+// reload costs one blob read and a parse).
+constexpr size_t kMaxCached = 256;
 
 v1::Dataset DescribeDataset(const Dataset& d) {
   v1::Dataset info;
@@ -36,34 +25,6 @@ v1::Dataset DescribeDataset(const Dataset& d) {
 }
 
 }  // namespace
-
-absl::StatusOr<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(
-    const DataDir& dir) {
-  const std::string& root = dir.root;
-  RETURN_IF_ERROR(MakeDir(root));
-  for (const char* sub : {"/models", "/checkpoints", "/datasets"}) {
-    RETURN_IF_ERROR(MakeDir(root + sub));
-  }
-  const std::string lock = root + "/LOCK";
-  const int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open ", lock, ": ", strerror(errno)));
-  }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another spinnet-server is already running on data dir ", root));
-  }
-  return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
-}
-
-DataDirLock::~DataDirLock() { close(fd_); }  // releases the flock
-
-google::protobuf::Timestamp TimestampNow() {
-  return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-      absl::ToUnixMicros(absl::Now()));
-}
 
 absl::Status ValidateName(const std::string& what, const std::string& name) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '.';
@@ -88,17 +49,25 @@ absl::StatusOr<LoadedModel> ModelRegistry::Get(const std::string& name,
         absl::StrCat("model version ", version, "; need >= 1, or 0 for latest"));
   }
   ASSIGN_OR_RETURN(v1::Model info, store_->GetModel(name, version));
-  const auto key = std::make_pair(name, info.version());
+  const auto key = std::make_tuple(name, info.version(), info.source_job_id());
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second;
+    if (it != cache_.end()) return LoadedModel{it->second, info};
   }
-  ASSIGN_OR_RETURN(Model model,
-                   LoadModel(dir_.model_file(info.source_job_id())));
-  LoadedModel loaded{std::make_shared<const Model>(std::move(model)), info};
+  ASSIGN_OR_RETURN(const std::string bytes,
+                   store_->blobs().Get(ModelBlobKey(info.source_job_id())));
+  absl::StatusOr<Model> model = ParseModel(bytes);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("model ", name, " version ", info.version(),
+                                     ": ", model.status().message()));
+  }
+  auto shared = std::make_shared<const Model>(*std::move(model));
   std::lock_guard<std::mutex> lock(mu_);
-  return cache_.emplace(key, loaded).first->second;
+  if (cache_.size() >= kMaxCached) cache_.clear();
+  cache_.emplace(key, shared);
+  return LoadedModel{shared, info};
 }
 
 absl::Status ModelRegistry::Delete(const std::string& name, int version) {
@@ -107,52 +76,56 @@ absl::Status ModelRegistry::Delete(const std::string& name, int version) {
     return absl::InvalidArgumentError(
         "DeleteModel needs an explicit version >= 1");
   }
-  ASSIGN_OR_RETURN(v1::Model info, store_->GetModel(name, version));
-  RETURN_IF_ERROR(store_->DeleteModel(name, version));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cache_.erase({name, version});
-  }
-  // Sessions holding the shared_ptr keep running; the file goes now.
-  unlink(dir_.model_file(info.source_job_id()).c_str());
-  return absl::OkStatus();
+  return store_->DeleteModel(name, version);
 }
 
-absl::StatusOr<v1::Dataset> DatasetRegistry::DigitsInfo() {
-  ASSIGN_OR_RETURN(LoadedDataset d, Get("digits"));
-  return d.info;
+absl::StatusOr<LoadedDataset> DatasetRegistry::Digits() {
+  const auto key = std::make_pair(std::string("digits"), std::string());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(Dataset digits, LoadDigits(DefaultDigitsPath()));
+  LoadedDataset loaded;
+  loaded.info = DescribeDataset(digits);
+  loaded.info.set_read_only(true);
+  loaded.info.set_sha256(kDigitsSha256);
+  loaded.split = std::make_shared<const DatasetSplit>(SplitFixed(digits));
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_.emplace(key, loaded).first->second;
 }
 
 absl::StatusOr<LoadedDataset> DatasetRegistry::Get(const std::string& name) {
   RETURN_IF_ERROR(ValidateName("dataset", name));
+  if (name == "digits") return Digits();
+  ASSIGN_OR_RETURN(v1::Dataset info, store_->GetDataset(name));
+  const auto key = std::make_pair(name, info.sha256());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(name);
+    auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
   }
-  LoadedDataset loaded;
-  if (name == "digits") {
-    ASSIGN_OR_RETURN(Dataset digits, LoadDigits(DefaultDigitsPath()));
-    loaded.info = DescribeDataset(digits);
-    loaded.info.set_read_only(true);
-    loaded.info.set_sha256(kDigitsSha256);
-    loaded.split = std::make_shared<const DatasetSplit>(SplitFixed(digits));
-  } else {
-    ASSIGN_OR_RETURN(loaded.info, store_->GetDataset(name));
-    CsvOptions options;
-    options.input_dim = loaded.info.input_dim();
-    ASSIGN_OR_RETURN(Dataset data, LoadCsv(dir_.dataset_file(name), options));
-    data.name = name;
-    loaded.split = std::make_shared<const DatasetSplit>(SplitFixed(data));
+  ASSIGN_OR_RETURN(const std::string bytes,
+                   store_->blobs().Get(DatasetBlobKey(name)));
+  if (Sha256Hex(bytes) != info.sha256()) {
+    return absl::DataLossError(absl::StrCat(
+        "dataset ", name, ": stored bytes do not match its SHA-256"));
   }
+  CsvOptions options;
+  options.input_dim = info.input_dim();
+  ASSIGN_OR_RETURN(Dataset data, ParseCsv(bytes, options, name));
+  LoadedDataset loaded{std::make_shared<const DatasetSplit>(SplitFixed(data)),
+                       info};
   std::lock_guard<std::mutex> lock(mu_);
-  return cache_.emplace(name, loaded).first->second;
+  if (cache_.size() >= kMaxCached) cache_.clear();
+  return cache_.emplace(key, loaded).first->second;
 }
 
 absl::StatusOr<std::vector<v1::Dataset>> DatasetRegistry::List() {
   ASSIGN_OR_RETURN(std::vector<v1::Dataset> out, store_->ListDatasets());
-  ASSIGN_OR_RETURN(v1::Dataset digits, DigitsInfo());
-  out.insert(out.begin(), digits);
+  ASSIGN_OR_RETURN(LoadedDataset digits, Digits());
+  out.insert(out.begin(), digits.info);
   return out;
 }
 
@@ -188,15 +161,7 @@ absl::StatusOr<v1::Dataset> DatasetRegistry::Add(
   info.set_size_bytes(static_cast<int64_t>(bytes.size()));
   info.set_sha256(sha);
   *info.mutable_create_time() = TimestampNow();
-  std::lock_guard<std::mutex> lock(mu_);
-  if (store_->GetDataset(header.name()).ok()) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("dataset \"", header.name(), "\" already exists"));
-  }
-  // File first, then the row: a crash in between leaves an orphan file that
-  // the next upload of that name overwrites, never a row without a file.
-  RETURN_IF_ERROR(WriteFileAtomically(dir_.dataset_file(header.name()), bytes));
-  RETURN_IF_ERROR(store_->InsertDataset(info));
+  RETURN_IF_ERROR(store_->InsertDataset(info, bytes));
   return info;
 }
 
@@ -206,11 +171,7 @@ absl::Status DatasetRegistry::Delete(const std::string& name) {
     return absl::FailedPreconditionError(
         "dataset digits is built in and read-only");
   }
-  RETURN_IF_ERROR(store_->DeleteDataset(name));
-  std::lock_guard<std::mutex> lock(mu_);
-  cache_.erase(name);
-  unlink(dir_.dataset_file(name).c_str());
-  return absl::OkStatus();
+  return store_->DeleteDataset(name);
 }
 
 }  // namespace spinnet::server

@@ -14,9 +14,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "server/auth.h"
-#include "server/metrics.h"
-#include "server/registry.h"
+#include "server/api/auth.h"
+#include "server/api/metrics.h"
+#include "server/catalog/registry.h"
 #include "spinnet/v1/inference.grpc.pb.h"
 
 namespace spinnet::server {

@@ -1,4 +1,6 @@
-#include "server/server.h"
+#include "server/app/server.h"
+
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
@@ -6,8 +8,24 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "server/storage/open_store.h"
 
 namespace spinnet::server {
+namespace {
+
+std::string DefaultWorkerName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] != '\0' ? host : "spinnet", ":", getpid());
+}
+
+int ToMillis(absl::Duration d) {
+  if (d == absl::InfiniteDuration()) return INT_MAX;
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d),
+                                            INT_MAX));
+}
+
+}  // namespace
 
 const std::vector<std::string>& ServiceNames() {
   static const auto* names = new std::vector<std::string>{
@@ -20,15 +38,22 @@ const std::vector<std::string>& ServiceNames() {
 SpinnetServer::SpinnetServer(ServerOptions options)
     : options_(std::move(options)) {}
 
-SpinnetServer::~SpinnetServer() { Shutdown(absl::Now()); }
+SpinnetServer::~SpinnetServer() {
+  Shutdown(absl::Now());
+  Wait();
+}
 
 absl::Status SpinnetServer::Start() {
   const ServerOptions& o = options_;
   if (o.training_workers < 1 || o.max_streams < 1 || o.max_queued_jobs < 0 ||
-      o.max_message_bytes < 1024) {
+      o.max_message_bytes < 1024 || o.max_attempts < 1 ||
+      o.lease_ttl < 3 * o.heartbeat_interval ||
+      o.heartbeat_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "need --training-workers >= 1, --max-streams >= 1, "
-        "--max-queued-jobs >= 0, --max-message-bytes >= 1024");
+        "--max-queued-jobs >= 0, --max-message-bytes >= 1024, "
+        "--max-attempts >= 1, --heartbeat-interval > 0 and --lease-ttl >= 3 "
+        "heartbeat intervals");
   }
   std::string token;
   if (!o.auth_token_file.empty()) {
@@ -41,28 +66,40 @@ absl::Status SpinnetServer::Start() {
   }
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
                    MakeServerCredentials(o.tls));
-  DataDir dir{o.data_dir};
-  ASSIGN_OR_RETURN(lock_, DataDirLock::Acquire(dir));
-  ASSIGN_OR_RETURN(store_, SqliteStore::Open(dir.db()));
+  StoreOptions store_options;
+  store_options.url =
+      o.store.empty() ? absl::StrCat("sqlite://", o.data_dir) : o.store;
+  store_options.password_file = o.store_password_file;
+  ASSIGN_OR_RETURN(store_, OpenStore(store_options));
+  store_->SetChangeCallback(
+      [this](const std::string& job_id) { events_.Changed(job_id); });
 
   metrics_ = std::make_unique<ServerMetrics>();
   if (!o.metrics_listen.empty()) {
     ASSIGN_OR_RETURN(metrics_address_, metrics_->StartExposer(o.metrics_listen));
   }
   auth_ = std::make_unique<TokenAuthorizer>(token);
-  models_ = std::make_unique<ModelRegistry>(store_.get(), dir);
-  datasets_ = std::make_unique<DatasetRegistry>(store_.get(), dir,
+  models_ = std::make_unique<ModelRegistry>(store_.get());
+  datasets_ = std::make_unique<DatasetRegistry>(store_.get(),
                                                 o.max_dataset_bytes);
-  jobs_ = std::make_unique<JobManager>(
-      store_.get(), dir, datasets_.get(), metrics_.get(),
-      JobManagerOptions{o.training_workers, o.max_queued_jobs});
+  JobQueueOptions queue_options;
+  queue_options.max_queued = o.max_queued_jobs;
+  jobs_ = std::make_unique<JobQueue>(store_.get(), datasets_.get(), &events_,
+                                     queue_options);
+  runner_options_.worker =
+      o.worker_name.empty() ? DefaultWorkerName() : o.worker_name;
+  runner_options_.workers = o.training_workers;
+  runner_options_.lease_ttl = o.lease_ttl;
+  runner_options_.heartbeat_interval = o.heartbeat_interval;
+  runner_options_.max_attempts = o.max_attempts;
+  runner_ = std::make_unique<JobRunner>(store_.get(), datasets_.get(), &events_,
+                                        metrics_.get(), runner_options_);
   StreamLimits limits;
   limits.max_streams = o.max_streams;
   limits.idle_timeout = o.stream_idle_timeout;
   inference_ = std::make_unique<InferenceServiceImpl>(
       models_.get(), metrics_.get(), auth_.get(), limits);
-  training_ = std::make_unique<TrainingServiceImpl>(store_.get(), jobs_.get(),
-                                                    auth_.get());
+  training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), auth_.get());
   dataset_ = std::make_unique<DatasetServiceImpl>(datasets_.get(), auth_.get());
   model_ = std::make_unique<ModelServiceImpl>(store_.get(), models_.get(),
                                               auth_.get());
@@ -79,6 +116,10 @@ absl::Status SpinnetServer::Start() {
   builder.AddListeningPort(o.listen, creds, &port);
   // gRPC enables SO_REUSEPORT by default: two servers could share a port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             ToMillis(o.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             ToMillis(o.max_connection_age_grace));
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.SetMaxSendMessageSize(o.max_message_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -99,23 +140,58 @@ absl::Status SpinnetServer::Start() {
   }
   const size_t colon = o.listen.rfind(':');
   address_ = absl::StrCat(o.listen.substr(0, colon), ":", port);
-  auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  for (const std::string& name : ServiceNames()) {
-    health->SetServingStatus(name, true);
-  }
+  SetServing(true);
+  serving_ = true;
+  store_checker_ = std::thread([this] { CheckStore(); });
   // Jobs start after the server is up, so a restart serves at once.
-  RETURN_IF_ERROR(jobs_->Start());
+  runner_->Start();
   return absl::OkStatus();
 }
 
-void SpinnetServer::Shutdown(absl::Time deadline) {
-  if (shut_down_ || server_ == nullptr) return;
-  shut_down_ = true;
+void SpinnetServer::SetServing(bool serving) {
   auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus(false);  // every service, "" included
-  jobs_->Shutdown();
+  health->SetServingStatus("", serving);
+  for (const std::string& name : ServiceNames()) {
+    health->SetServingStatus(name, serving);
+  }
+}
+
+void SpinnetServer::CheckStore() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!shut_down_) {
+    lock.unlock();
+    const absl::Status ping = store_->Ping();
+    lock.lock();
+    if (shut_down_) break;
+    if (ping.ok() != serving_) {
+      serving_ = ping.ok();
+      if (serving_) {
+        SPINNET_LOG(Info, "store ", store_->Describe(), " answers again: SERVING");
+      } else {
+        SPINNET_LOG(Warning, "store ", store_->Describe(),
+                    " does not answer (", ping.ToString(), "): NOT_SERVING");
+      }
+      SetServing(serving_);
+    }
+    stop_cv_.wait_for(lock,
+                      absl::ToChronoNanoseconds(options_.store_check_interval));
+  }
+}
+
+bool SpinnetServer::Shutdown(absl::Time deadline) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shut_down_ || server_ == nullptr) return true;
+    shut_down_ = true;
+    // NOT_SERVING for every service, "" included, for good.
+    server_->GetHealthCheckService()->SetServingStatus(false);
+  }
+  stop_cv_.notify_all();
+  if (store_checker_.joinable()) store_checker_.join();
+  const bool released = runner_->Stop(deadline);
+  events_.Shutdown();  // watchers end now
   server_->Shutdown(absl::ToChronoTime(deadline));
+  return released;
 }
 
 void SpinnetServer::Wait() {

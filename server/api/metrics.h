@@ -2,8 +2,8 @@
 // training jobs, streaming sessions and classifications. One registry; every
 // family is created once in the constructor, so /metrics lists all of them
 // from the start.
-#ifndef SPINNET_SERVER_METRICS_H_
-#define SPINNET_SERVER_METRICS_H_
+#ifndef SPINNET_SERVER_API_METRICS_H_
+#define SPINNET_SERVER_API_METRICS_H_
 
 #include <array>
 #include <memory>
@@ -23,13 +23,14 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/jobs/job_runner.h"
 
 namespace spinnet::server {
 
 // Every method is thread-safe. Recording methods are cheap: labelled series
 // are cached per label value, so a call costs one small map lookup under a
 // mutex plus an atomic update.
-class ServerMetrics {
+class ServerMetrics : public JobMetrics {
  public:
   ServerMetrics();
   ServerMetrics(const ServerMetrics&) = delete;
@@ -63,10 +64,13 @@ class ServerMetrics {
   void RecordRpc(absl::string_view method, grpc::StatusCode code,
                  double seconds);
 
-  // Training jobs.
+  // Training jobs. The counts are the whole store's (every replica reports
+  // the same); spinnet_training_jobs_active is this replica's.
   void SetJobsByState(const std::string& state, double n);
   void SetQueueDepth(double n);
-  void ObserveEpoch(double seconds, double samples_per_second);
+  void ObserveEpoch(double seconds, double samples_per_second) override;
+  void SetJobCounts(const StoreCounts& counts) override;
+  void SetActiveJobs(int n) override;
 
   // Streaming classification sessions.
   void StreamOpened();
@@ -119,6 +123,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>& jobs_;
   SeriesCache<prometheus::Gauge*> jobs_by_state_;
   prometheus::Gauge& queue_depth_;
+  prometheus::Gauge& active_jobs_;
   prometheus::Histogram& epoch_duration_;
   prometheus::Gauge& samples_per_second_;
 
@@ -137,4 +142,4 @@ class ServerMetrics {
 
 }  // namespace spinnet::server
 
-#endif  // SPINNET_SERVER_METRICS_H_
+#endif  // SPINNET_SERVER_API_METRICS_H_

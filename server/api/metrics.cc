@@ -1,4 +1,4 @@
-#include "server/metrics.h"
+#include "server/api/metrics.h"
 
 #include <chrono>
 #include <exception>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "core/status_macros.h"
-#include "server/auth.h"
+#include "server/api/auth.h"
 
 namespace spinnet::server {
 namespace {
@@ -105,6 +105,11 @@ ServerMetrics::ServerMetrics()
       queue_depth_(prometheus::BuildGauge()
                        .Name("spinnet_training_queue_depth")
                        .Help("Training jobs waiting for a worker")
+                       .Register(*registry_)
+                       .Add({})),
+      active_jobs_(prometheus::BuildGauge()
+                       .Name("spinnet_training_jobs_active")
+                       .Help("Training jobs this replica is running")
                        .Register(*registry_)
                        .Add({})),
       epoch_duration_(prometheus::BuildHistogram()
@@ -219,6 +224,19 @@ void ServerMetrics::SetJobsByState(const std::string& state, double n) {
 }
 
 void ServerMetrics::SetQueueDepth(double n) { queue_depth_.Set(n); }
+
+void ServerMetrics::SetJobCounts(const StoreCounts& c) {
+  const std::pair<const char*, int64_t> states[] = {
+      {"queued", c.queued},       {"running", c.running},
+      {"succeeded", c.succeeded}, {"failed", c.failed},
+      {"cancelled", c.cancelled}};
+  for (const auto& [state, n] : states) {
+    SetJobsByState(state, static_cast<double>(n));
+  }
+  SetQueueDepth(static_cast<double>(c.queued));
+}
+
+void ServerMetrics::SetActiveJobs(int n) { active_jobs_.Set(n); }
 
 void ServerMetrics::ObserveEpoch(double seconds, double samples_per_second) {
   epoch_duration_.Observe(seconds);

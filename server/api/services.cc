@@ -1,10 +1,11 @@
-#include "server/services.h"
+#include "server/api/services.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "google/protobuf/util/time_util.h"
-#include "proto/api_convert.h"
+#include "proto/grpc_status.h"
+#include "server/storage/job_records.h"
 
 namespace spinnet::server {
 namespace {
@@ -16,14 +17,6 @@ grpc::Status Handle(const TokenAuthorizer* auth, grpc::ServerContext* ctx,
   absl::Status s = auth->Authorize(*ctx);
   if (s.ok()) s = body();
   return api::ToGrpcStatus(s);
-}
-
-absl::Status CheckId(const std::string& what, const std::string& id) {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
-  if (id.size() > 128) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is too long"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -41,7 +34,6 @@ grpc::Status TrainingServiceImpl::GetTrainingJob(
     grpc::ServerContext* ctx, const v1::GetTrainingJobRequest* req,
     v1::TrainingJob* resp) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckId("job_id", req->job_id()));
     ASSIGN_OR_RETURN(*resp, jobs_->Get(req->job_id()));
     return absl::OkStatus();
   });
@@ -51,21 +43,7 @@ grpc::Status TrainingServiceImpl::ListTrainingJobs(
     grpc::ServerContext* ctx, const v1::ListTrainingJobsRequest* req,
     v1::ListTrainingJobsResponse* resp) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
-    if (req->page_size() < 0 || req->page_size() > 500) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "page_size ", req->page_size(), "; need 0 (default 50) .. 500"));
-    }
-    const int size = req->page_size() == 0 ? 50 : req->page_size();
-    // One more than asked tells whether another page follows.
-    ASSIGN_OR_RETURN(std::vector<v1::TrainingJob> jobs,
-                     store_->ListJobs(req->state(), size + 1,
-                                      req->page_token()));
-    for (int i = 0; i < static_cast<int>(jobs.size()) && i < size; ++i) {
-      *resp->add_jobs() = jobs[i];
-    }
-    if (static_cast<int>(jobs.size()) > size) {
-      resp->set_next_page_token(jobs[size - 1].id());
-    }
+    ASSIGN_OR_RETURN(*resp, jobs_->List(*req));
     return absl::OkStatus();
   });
 }
@@ -74,7 +52,6 @@ grpc::Status TrainingServiceImpl::CancelTrainingJob(
     grpc::ServerContext* ctx, const v1::CancelTrainingJobRequest* req,
     v1::TrainingJob* resp) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckId("job_id", req->job_id()));
     ASSIGN_OR_RETURN(*resp, jobs_->Cancel(req->job_id()));
     return absl::OkStatus();
   });
@@ -84,34 +61,46 @@ grpc::Status TrainingServiceImpl::WatchTrainingJob(
     grpc::ServerContext* ctx, const v1::WatchTrainingJobRequest* req,
     grpc::ServerWriter<v1::WatchTrainingJobResponse>* writer) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckId("job_id", req->job_id()));
-    uint64_t seen = 0;
-    int epochs_sent = -1;
+    int64_t revision = 0;
+    int epochs_sent = -1;  // the first message is the snapshot alone
     for (;;) {
       if (ctx->IsCancelled()) {
         return absl::CancelledError("watch cancelled by the client");
       }
       // Wake up regularly to notice a client that went away.
-      ASSIGN_OR_RETURN(std::optional<JobUpdate> update,
-                       jobs_->WaitForUpdate(req->job_id(), seen,
+      ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job,
+                       jobs_->WaitForChange(req->job_id(), revision,
                                             absl::Now() + absl::Seconds(1)));
-      if (!update.has_value()) continue;
-      seen = update->sequence;
-      v1::WatchTrainingJobResponse msg;
-      *msg.mutable_job() = update->job;
-      if (epochs_sent >= 0 && update->job.epochs_done() > epochs_sent &&
-          update->job.has_latest_epoch()) {
-        *msg.mutable_epoch() = update->job.latest_epoch();
+      if (!job.has_value()) continue;
+      revision = job->revision();
+      // One message per finished epoch, even when several finished since
+      // the last look: the ones in between come from the store's curves.
+      std::vector<v1::WatchTrainingJobResponse> msgs;
+      if (epochs_sent >= 0 && job->epochs_done() > epochs_sent + 1) {
+        ASSIGN_OR_RETURN(std::vector<v1::EpochMetrics> epochs,
+                         jobs_->Epochs(job->id()));
+        for (v1::EpochMetrics& e : epochs) {
+          if (e.epoch() <= epochs_sent || e.epoch() >= job->epochs_done()) {
+            continue;
+          }
+          msgs.emplace_back();
+          *msgs.back().mutable_job() = *job;
+          *msgs.back().mutable_epoch() = std::move(e);
+        }
       }
-      epochs_sent = update->job.epochs_done();
-      if (!writer->Write(msg)) {
-        return absl::CancelledError("watcher went away");
+      msgs.emplace_back();
+      *msgs.back().mutable_job() = *job;
+      if (epochs_sent >= 0 && job->epochs_done() > epochs_sent &&
+          job->has_latest_epoch()) {
+        *msgs.back().mutable_epoch() = job->latest_epoch();
       }
-      const v1::JobState s = update->job.state();
-      if (s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
-          s == v1::JOB_STATE_CANCELLED) {
-        return absl::OkStatus();
+      epochs_sent = job->epochs_done();
+      for (const v1::WatchTrainingJobResponse& msg : msgs) {
+        if (!writer->Write(msg)) {
+          return absl::CancelledError("watcher went away");
+        }
       }
+      if (IsTerminal(job->state())) return absl::OkStatus();
     }
   });
 }
@@ -210,10 +199,8 @@ grpc::Status MetricsServiceImpl::GetTrainingMetrics(
     grpc::ServerContext* ctx, const v1::GetTrainingMetricsRequest* req,
     v1::GetTrainingMetricsResponse* resp) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
-    RETURN_IF_ERROR(CheckId("job_id", req->job_id()));
-    RETURN_IF_ERROR(store_->GetJob(req->job_id()).status());
     ASSIGN_OR_RETURN(std::vector<v1::EpochMetrics> epochs,
-                     store_->ListEpochs(req->job_id()));
+                     jobs_->Epochs(req->job_id()));
     resp->set_job_id(req->job_id());
     for (auto& e : epochs) *resp->add_epochs() = std::move(e);
     return absl::OkStatus();
@@ -228,22 +215,15 @@ grpc::Status MetricsServiceImpl::GetServerStats(grpc::ServerContext* ctx,
     *resp->mutable_uptime() =
         google::protobuf::util::TimeUtil::MillisecondsToDuration(
             absl::ToInt64Milliseconds(absl::Now() - stats_.start_time));
-    const std::pair<v1::JobState, void (v1::ServerStats::*)(int32_t)> counts[] =
-        {{v1::JOB_STATE_QUEUED, &v1::ServerStats::set_jobs_queued},
-         {v1::JOB_STATE_RUNNING, &v1::ServerStats::set_jobs_running},
-         {v1::JOB_STATE_SUCCEEDED, &v1::ServerStats::set_jobs_succeeded},
-         {v1::JOB_STATE_FAILED, &v1::ServerStats::set_jobs_failed},
-         {v1::JOB_STATE_CANCELLED, &v1::ServerStats::set_jobs_cancelled}};
-    for (const auto& [state, setter] : counts) {
-      ASSIGN_OR_RETURN(std::vector<v1::TrainingJob> jobs,
-                       store_->JobsInStates({state}));
-      (resp->*setter)(static_cast<int32_t>(jobs.size()));
-    }
+    ASSIGN_OR_RETURN(const StoreCounts counts, store_->Count());
+    resp->set_jobs_queued(static_cast<int32_t>(counts.queued));
+    resp->set_jobs_running(static_cast<int32_t>(counts.running));
+    resp->set_jobs_succeeded(static_cast<int32_t>(counts.succeeded));
+    resp->set_jobs_failed(static_cast<int32_t>(counts.failed));
+    resp->set_jobs_cancelled(static_cast<int32_t>(counts.cancelled));
     resp->set_active_streams(stats_.active_streams());
-    ASSIGN_OR_RETURN(std::vector<v1::Model> models, store_->ListModels(""));
-    resp->set_models(static_cast<int32_t>(models.size()));
-    ASSIGN_OR_RETURN(std::vector<v1::Dataset> datasets, store_->ListDatasets());
-    resp->set_datasets(static_cast<int32_t>(datasets.size()) + 1);  // digits
+    resp->set_models(static_cast<int32_t>(counts.models));
+    resp->set_datasets(static_cast<int32_t>(counts.datasets) + 1);  // digits
     resp->set_training_workers(stats_.training_workers);
     return absl::OkStatus();
   });

@@ -2,16 +2,16 @@
 // each checks auth, converts the request, calls one gRPC-free function and
 // converts the status once (api::ToGrpcStatus). Streaming inference is in
 // inference_service.h.
-#ifndef SPINNET_SERVER_SERVICES_H_
-#define SPINNET_SERVER_SERVICES_H_
+#ifndef SPINNET_SERVER_API_SERVICES_H_
+#define SPINNET_SERVER_API_SERVICES_H_
 
 #include <functional>
 
 #include "absl/time/time.h"
-#include "server/auth.h"
-#include "server/job_manager.h"
-#include "server/registry.h"
-#include "server/store.h"
+#include "server/api/auth.h"
+#include "server/catalog/registry.h"
+#include "server/jobs/job_queue.h"
+#include "server/storage/store.h"
 #include "spinnet/v1/dataset.grpc.pb.h"
 #include "spinnet/v1/metrics.grpc.pb.h"
 #include "spinnet/v1/model.grpc.pb.h"
@@ -21,9 +21,8 @@ namespace spinnet::server {
 
 class TrainingServiceImpl final : public v1::TrainingService::Service {
  public:
-  TrainingServiceImpl(Store* store, JobManager* jobs,
-                      const TokenAuthorizer* auth)
-      : store_(store), jobs_(jobs), auth_(auth) {}
+  TrainingServiceImpl(JobQueue* jobs, const TokenAuthorizer* auth)
+      : jobs_(jobs), auth_(auth) {}
 
   grpc::Status SubmitTrainingJob(grpc::ServerContext* ctx,
                                  const v1::SubmitTrainingJobRequest* req,
@@ -42,8 +41,7 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
       grpc::ServerWriter<v1::WatchTrainingJobResponse>* writer) override;
 
  private:
-  Store* store_;
-  JobManager* jobs_;
+  JobQueue* jobs_;
   const TokenAuthorizer* auth_;
 };
 
@@ -102,7 +100,7 @@ struct ServerStatsSource {
 
 class MetricsServiceImpl final : public v1::MetricsService::Service {
  public:
-  MetricsServiceImpl(Store* store, JobManager* jobs,
+  MetricsServiceImpl(Store* store, JobQueue* jobs,
                      const TokenAuthorizer* auth, ServerStatsSource stats)
       : store_(store), jobs_(jobs), auth_(auth), stats_(std::move(stats)) {}
 
@@ -115,11 +113,11 @@ class MetricsServiceImpl final : public v1::MetricsService::Service {
 
  private:
   Store* store_;
-  JobManager* jobs_;
+  JobQueue* jobs_;
   const TokenAuthorizer* auth_;
   ServerStatsSource stats_;
 };
 
 }  // namespace spinnet::server
 
-#endif  // SPINNET_SERVER_SERVICES_H_
+#endif  // SPINNET_SERVER_API_SERVICES_H_

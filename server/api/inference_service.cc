@@ -1,4 +1,4 @@
-#include "server/inference_service.h"
+#include "server/api/inference_service.h"
 
 #include <atomic>
 #include <chrono>
@@ -16,7 +16,7 @@
 #include "core/inference.h"
 #include "core/logging.h"
 #include "core/status_macros.h"
-#include "proto/api_convert.h"
+#include "proto/grpc_status.h"
 
 namespace spinnet::server {
 namespace {

@@ -10,7 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/server.h"
+#include "server/app/server.h"
 
 namespace spinnet::server {
 namespace {
@@ -38,8 +38,15 @@ const std::vector<Flag>& Flags() {
        [](const std::string& v, O* o) { o->listen = v; return !v.empty(); }},
       {"metrics-listen", "Prometheus /metrics address host:port ('' = off)",
        false, [](const std::string& v, O* o) { o->metrics_listen = v; return true; }},
-      {"data-dir", "directory of the store, models, checkpoints, datasets",
-       false, [](const std::string& v, O* o) { o->data_dir = v; return !v.empty(); }},
+      {"store", "sqlite://DIR or postgresql://USER@HOST:PORT/DB (default: "
+                "sqlite://<data-dir>)",
+       false, [](const std::string& v, O* o) { o->store = v; return !v.empty(); }},
+      {"store-password-file", "file holding the PostgreSQL password (or use "
+                              "PGPASSWORD / ~/.pgpass)",
+       false, [](const std::string& v, O* o) { o->store_password_file = v; return true; }},
+      {"data-dir", "SQLite store directory: database, models, checkpoints, "
+                   "datasets", false,
+       [](const std::string& v, O* o) { o->data_dir = v; return !v.empty(); }},
       {"training-workers", "training jobs run at once", false,
        [](const std::string& v, O* o) { return ParseInt(v, &o->training_workers); }},
       {"max-streams", "concurrent StreamClassify sessions", false,
@@ -65,6 +72,25 @@ const std::vector<Flag>& Flags() {
       {"tls-client-ca", "CA (PEM) that client certificates must chain to "
                         "(mutual TLS)", false,
        [](const std::string& v, O* o) { o->tls.client_ca_file = v; return true; }},
+      {"worker-name", "this replica's name in job leases (default host:pid)",
+       false, [](const std::string& v, O* o) { o->worker_name = v; return !v.empty(); }},
+      {"lease-ttl", "a job whose worker is silent this long is requeued [s]",
+       false, [](const std::string& v, O* o) { return ParseSeconds(v, &o->lease_ttl); }},
+      {"heartbeat-interval", "job heartbeats, cancel checks, reaper [s]", false,
+       [](const std::string& v, O* o) {
+         return ParseSeconds(v, &o->heartbeat_interval);
+       }},
+      {"max-attempts", "claims before a job whose worker keeps dying FAILS",
+       false, [](const std::string& v, O* o) { return ParseInt(v, &o->max_attempts); }},
+      {"max-connection-age", "GOAWAY clients after this long, to rebalance [s]",
+       false, [](const std::string& v, O* o) {
+         return ParseSeconds(v, &o->max_connection_age);
+       }},
+      {"max-connection-age-grace", "then cut calls still open after this long "
+                                   "[s] (default: never)",
+       false, [](const std::string& v, O* o) {
+         return ParseSeconds(v, &o->max_connection_age_grace);
+       }},
       {"reflection", "serve gRPC server reflection", true,
        [](const std::string&, O* o) { o->reflection = true; return true; }},
       {"allow-insecure-remote",
@@ -93,10 +119,14 @@ int Main(int argc, char** argv) {
       std::printf(
           "\ndefaults: --listen %s --metrics-listen %s --data-dir %s "
           "--training-workers %d --max-streams %d --max-queued-jobs %d "
-          "--max-message-bytes %d --stream-idle-timeout 60 --shutdown-grace 5\n",
+          "--max-message-bytes %d --stream-idle-timeout 60 --shutdown-grace 5 "
+          "--lease-ttl %g --heartbeat-interval %g --max-attempts %d "
+          "--max-connection-age %g\n",
           d.listen.c_str(), d.metrics_listen.c_str(), d.data_dir.c_str(),
           d.training_workers, d.max_streams, d.max_queued_jobs,
-          d.max_message_bytes);
+          d.max_message_bytes, absl::ToDoubleSeconds(d.lease_ttl),
+          absl::ToDoubleSeconds(d.heartbeat_interval), d.max_attempts,
+          absl::ToDoubleSeconds(d.max_connection_age));
       return 0;
     }
     if (arg.rfind("--", 0) != 0) return Usage("unexpected argument " + arg);
@@ -141,17 +171,30 @@ int Main(int argc, char** argv) {
     std::printf(", metrics on http://%s/metrics",
                 server.metrics_address().c_str());
   }
-  std::printf(", data in %s\n", options.data_dir.c_str());
+  std::printf(", store %s, worker %s\n",
+              options.store.empty() ? ("sqlite://" + options.data_dir).c_str()
+                                    : options.store.c_str(),
+              server.worker_name().c_str());
   std::fflush(stdout);
 
+  bool released = true;
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
     std::fprintf(stderr, "spinnet-server: signal %d, shutting down\n", sig);
-    server.Shutdown(absl::Now() + grace);
+    released = server.Shutdown(absl::Now() + grace);
   });
   server.Wait();
   waiter.join();
+  if (!released) {
+    // A job still in a batch: leave it. Its lease lapses and another
+    // replica (or this one, restarted) resumes it from its checkpoint.
+    std::fprintf(stderr,
+                 "spinnet-server: a training job did not stop within the "
+                 "grace period; exiting, its lease will lapse\n");
+    std::fflush(stderr);
+    std::_Exit(0);
+  }
   return 0;
 }
 

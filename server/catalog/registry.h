@@ -1,0 +1,85 @@
+// The published models and uploaded datasets, ready to use: loaded from the
+// store's records and blobs, and cached in memory. The store stays the
+// truth: every lookup reads the record (one indexed query), so a version
+// published or deleted by another replica is seen at once, and the cache
+// only saves parsing the blob again.
+#ifndef SPINNET_SERVER_CATALOG_REGISTRY_H_
+#define SPINNET_SERVER_CATALOG_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/dataset.h"
+#include "core/model_io.h"
+#include "server/storage/store.h"
+
+namespace spinnet::server {
+
+// A name for models and datasets: [A-Za-z0-9._-], 1..64, not starting
+// with '.'. INVALID_ARGUMENT naming `what` otherwise.
+absl::Status ValidateName(const std::string& what, const std::string& name);
+
+// A published model version, ready to run.
+struct LoadedModel {
+  std::shared_ptr<const Model> model;
+  v1::Model info;
+};
+
+class ModelRegistry {
+ public:
+  explicit ModelRegistry(Store* store) : store_(store) {}
+  // version 0: latest. NOT_FOUND for unknown models/versions (also when
+  // another replica deleted it a moment ago).
+  absl::StatusOr<LoadedModel> Get(const std::string& name, int version);
+  // Sessions holding the loaded model keep running on it.
+  absl::Status Delete(const std::string& name, int version);
+
+ private:
+  Store* store_;
+  std::mutex mu_;
+  // By (name, version, source job): a version number is never reused.
+  std::map<std::tuple<std::string, int, std::string>,
+           std::shared_ptr<const Model>>
+      cache_;
+};
+
+// A dataset ready to train on: the fixed 80/20 split.
+struct LoadedDataset {
+  std::shared_ptr<const DatasetSplit> split;
+  v1::Dataset info;
+};
+
+class DatasetRegistry {
+ public:
+  DatasetRegistry(Store* store, int64_t max_upload_bytes)
+      : store_(store), max_bytes_(max_upload_bytes) {}
+  // "digits" is built in. DATA_LOSS when the stored bytes do not match the
+  // record's SHA-256.
+  absl::StatusOr<LoadedDataset> Get(const std::string& name);
+  absl::StatusOr<std::vector<v1::Dataset>> List();
+  // Validates and stores an upload: the header's name, size (<= the cap)
+  // and SHA-256 must match the bytes, and the bytes must parse as the
+  // core's CSV format with the header's input_dim. Nothing is stored on
+  // error.
+  absl::StatusOr<v1::Dataset> Add(const v1::UploadDatasetHeader& header,
+                                  std::string bytes);
+  absl::Status Delete(const std::string& name);
+  int64_t max_upload_bytes() const { return max_bytes_; }
+
+ private:
+  absl::StatusOr<LoadedDataset> Digits();
+  Store* store_;
+  int64_t max_bytes_;
+  std::mutex mu_;
+  // By (name, sha256): a name deleted and uploaded again is a new entry.
+  std::map<std::pair<std::string, std::string>, LoadedDataset> cache_;
+};
+
+}  // namespace spinnet::server
+
+#endif  // SPINNET_SERVER_CATALOG_REGISTRY_H_

@@ -1,0 +1,129 @@
+#include "server/storage/job_records.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/storage/store.h"
+
+namespace spinnet::server {
+
+using google::protobuf::util::TimeUtil;
+
+std::string ModelBlobKey(const std::string& job_id) {
+  return absl::StrCat("models/", job_id, ".spnm");
+}
+std::string CheckpointBlobKey(const std::string& job_id) {
+  return absl::StrCat("checkpoints/", job_id, ".ckpt");
+}
+std::string PreviousCheckpointBlobKey(const std::string& job_id) {
+  return absl::StrCat("checkpoints/", job_id, ".ckpt.prev");
+}
+std::string DatasetBlobKey(const std::string& name) {
+  return absl::StrCat("datasets/", name, ".csv");
+}
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+google::protobuf::Timestamp TimestampNow() { return ToTimestamp(absl::Now()); }
+
+int64_t ToMicros(const google::protobuf::Timestamp& t) {
+  return TimeUtil::TimestampToMicroseconds(t);
+}
+
+void ApplyClaim(const std::string& worker, v1::TrainingJob* job) {
+  job->set_state(v1::JOB_STATE_RUNNING);
+  job->set_attempt(job->attempt() + 1);
+  job->set_worker(worker);
+  if (!job->has_start_time()) *job->mutable_start_time() = TimestampNow();
+}
+
+void ApplyRelease(v1::TrainingJob* job) {
+  job->set_state(v1::JOB_STATE_QUEUED);
+  job->set_attempt(job->attempt() > 0 ? job->attempt() - 1 : 0);
+  job->set_restarts(job->restarts() + 1);
+  job->clear_worker();
+  job->clear_eta();
+}
+
+v1::JobState ApplyExpiry(int max_attempts, bool cancel_requested,
+                         v1::TrainingJob* job) {
+  const std::string worker = job->worker();
+  job->clear_worker();
+  job->clear_eta();
+  if (cancel_requested) {
+    job->set_state(v1::JOB_STATE_CANCELLED);
+    *job->mutable_end_time() = TimestampNow();
+  } else if (job->attempt() >= max_attempts) {
+    job->set_state(v1::JOB_STATE_FAILED);
+    job->set_failure_reason(absl::StrCat(
+        "its worker (", worker, ") stopped without finishing on attempt ",
+        job->attempt(), " of ", max_attempts,
+        " (lease expired); giving up: the job may be killing its workers"));
+    *job->mutable_end_time() = TimestampNow();
+  } else {
+    job->set_state(v1::JOB_STATE_QUEUED);
+    job->set_restarts(job->restarts() + 1);
+  }
+  return job->state();
+}
+
+void ApplyCancel(v1::TrainingJob* job) {
+  job->set_state(v1::JOB_STATE_CANCELLED);
+  job->clear_eta();
+  *job->mutable_end_time() = TimestampNow();
+}
+
+absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
+  if (!IsTerminal(job.state())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("FinishJob with job state ",
+                     v1::JobState_Name(job.state()), "; need a final state"));
+  }
+  if (has_model != (job.state() == v1::JOB_STATE_SUCCEEDED)) {
+    return absl::InvalidArgumentError(
+        "a model is published with a SUCCEEDED job, and only then");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LeaseLost(const std::string& job_id) {
+  return absl::AbortedError(absl::StrCat(
+      "lease lost: job ", job_id,
+      " was taken over by another worker (or ended); nothing written"));
+}
+
+absl::Status JobNotFound(const std::string& job_id) {
+  return absl::NotFoundError(absl::StrCat("job \"", job_id, "\" not found"));
+}
+
+absl::Status ModelNotFound(const std::string& name, int version) {
+  if (version == 0) {
+    return absl::NotFoundError(absl::StrCat("model \"", name, "\" not found"));
+  }
+  return absl::NotFoundError(
+      absl::StrCat("model \"", name, "\" version ", version, " not found"));
+}
+
+absl::Status DatasetNotFound(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("dataset \"", name, "\" not found"));
+}
+
+absl::Status QueueFull(int max_queued) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("training queue is full (", max_queued,
+                   " jobs waiting); retry later"));
+}
+
+absl::Status AlreadyEnded(const v1::TrainingJob& job) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("job ", job.id(), " already ended: ",
+                   v1::JobState_Name(job.state())));
+}
+
+}  // namespace spinnet::server

@@ -1,0 +1,51 @@
+// What every store backend does to a job record, written once: the record
+// changes of a claim, a release, a lease expiry and a cancel, the blob keys,
+// and checks shared by the backends. Pure functions on the API messages.
+#ifndef SPINNET_SERVER_STORAGE_JOB_RECORDS_H_
+#define SPINNET_SERVER_STORAGE_JOB_RECORDS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "spinnet/v1/training.pb.h"
+
+namespace spinnet::server {
+
+bool IsTerminal(v1::JobState state);
+
+// To the microsecond (protobuf 3.21's TimeUtil::GetCurrentTime has whole
+// seconds only, which would tie the order of jobs).
+google::protobuf::Timestamp ToTimestamp(absl::Time t);
+google::protobuf::Timestamp TimestampNow();
+int64_t ToMicros(const google::protobuf::Timestamp& t);
+
+// A claim by `worker`: RUNNING, attempt + 1, start time if it had none.
+void ApplyClaim(const std::string& worker, v1::TrainingJob* job);
+// A release by a worker that stops (shutdown): QUEUED again, restarts + 1,
+// the attempt given back (the job did nothing wrong).
+void ApplyRelease(v1::TrainingJob* job);
+// A lease that expired: the worker died or stalled. `cancel_requested` is
+// the job's pending cancel. Returns the new state: QUEUED (restarts + 1),
+// FAILED after `max_attempts` claims, or CANCELLED.
+v1::JobState ApplyExpiry(int max_attempts, bool cancel_requested,
+                         v1::TrainingJob* job);
+// A cancel of a QUEUED job: CANCELLED now.
+void ApplyCancel(v1::TrainingJob* job);
+
+// FinishJob's argument: a final state, and a SUCCEEDED job comes with its
+// model (INVALID_ARGUMENT otherwise).
+absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model);
+
+// The errors every backend words the same way.
+absl::Status LeaseLost(const std::string& job_id);
+absl::Status JobNotFound(const std::string& job_id);
+absl::Status ModelNotFound(const std::string& name, int version);
+absl::Status DatasetNotFound(const std::string& name);
+absl::Status QueueFull(int max_queued);
+absl::Status AlreadyEnded(const v1::TrainingJob& job);
+
+}  // namespace spinnet::server
+
+#endif  // SPINNET_SERVER_STORAGE_JOB_RECORDS_H_

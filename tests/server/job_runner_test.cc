@@ -1,0 +1,312 @@
+// The job queue and runner without gRPC, on the in-memory store: runs,
+// several runners sharing one store (as replicas do), cancellation through
+// the store, a worker whose lease is taken over (a zombie), graceful
+// release, the reaper, and watchers woken by changes.
+#include "server/jobs/job_runner.h"
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/jobs/job_queue.h"
+#include "server/storage/job_records.h"
+#include "server/storage/memory_store.h"
+
+namespace spinnet::server {
+namespace {
+
+using ::testing::ElementsAre;
+
+// A clock the test moves: leases expire without sleeping.
+class FakeClock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1'000'000);
+};
+
+// One replica: its own queue, events and runner on the shared store.
+struct Replica {
+  Replica(Store* store, DatasetRegistry* datasets, const std::string& name,
+          int workers = 1, int max_attempts = 3) {
+    RunnerOptions o;
+    o.worker = name;
+    o.workers = workers;
+    o.lease_ttl = absl::Seconds(10);
+    o.heartbeat_interval = absl::Milliseconds(20);
+    o.poll_interval = absl::Milliseconds(20);
+    o.max_attempts = max_attempts;
+    JobQueueOptions q;
+    q.max_queued = 1000;
+    q.poll_interval = absl::Milliseconds(20);
+    queue = std::make_unique<JobQueue>(store, datasets, &events, q);
+    runner = std::make_unique<JobRunner>(store, datasets, &events, nullptr, o);
+  }
+  JobEvents events;
+  std::unique_ptr<JobQueue> queue;
+  std::unique_ptr<JobRunner> runner;
+};
+
+v1::SubmitTrainingJobRequest TinyJob(const std::string& model, int epochs,
+                                     int neurons = 4) {
+  v1::SubmitTrainingJobRequest r;
+  r.set_model_name(model);
+  r.set_dataset("digits");
+  r.mutable_spec()->set_layers(1);
+  r.mutable_spec()->set_neurons(neurons);
+  r.mutable_spec()->set_epochs(epochs);
+  r.mutable_spec()->set_seed(1);
+  return r;
+}
+
+class JobRunnerTest : public ::testing::Test {
+ protected:
+  JobRunnerTest()
+      : store_([this] { return clock_.Now(); }), datasets_(&store_, 1 << 20) {
+    // Every store change wakes every replica, as LISTEN/NOTIFY does.
+    store_.SetChangeCallback([this](const std::string& id) {
+      absl::MutexLock lock(&mu_);
+      for (Replica* r : replicas_) r->events.Changed(id);
+    });
+  }
+
+  Replica* AddReplica(const std::string& name, int workers = 1,
+                      int max_attempts = 3) {
+    auto r = std::make_unique<Replica>(&store_, &datasets_, name, workers,
+                                       max_attempts);
+    absl::MutexLock lock(&mu_);
+    replicas_.push_back(r.get());
+    owned_.push_back(std::move(r));
+    return replicas_.back();
+  }
+
+  // Waits until `done` holds for the job (polling), up to `timeout`.
+  v1::TrainingJob WaitFor(const std::string& id,
+                          const std::function<bool(const v1::TrainingJob&)>& done,
+                          absl::Duration timeout = absl::Seconds(60)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      absl::StatusOr<v1::TrainingJob> job = store_.GetJob(id);
+      EXPECT_TRUE(job.ok()) << job.status();
+      if (!job.ok() || done(*job) || absl::Now() > deadline) {
+        return job.ok() ? *job : v1::TrainingJob();
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+
+  v1::TrainingJob WaitForEnd(const std::string& id) {
+    return WaitFor(id, [](const v1::TrainingJob& j) { return IsTerminal(j.state()); });
+  }
+
+  FakeClock clock_;
+  MemoryStore store_;
+  DatasetRegistry datasets_;
+  absl::Mutex mu_;
+  std::vector<Replica*> replicas_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Replica>> owned_;
+};
+
+TEST_F(JobRunnerTest, RunsAJobAndPublishesItsModel) {
+  Replica* r = AddReplica("a");
+  r->runner->Start();
+  absl::StatusOr<v1::TrainingJob> job = r->queue->Submit(TinyJob("m", 3));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const v1::TrainingJob done = WaitForEnd(job->id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.failure_reason();
+  EXPECT_EQ(done.attempt(), 1);
+  EXPECT_EQ(done.epochs_done(), 3);
+  EXPECT_EQ(done.model_version(), 1);
+  EXPECT_TRUE(done.worker().empty());
+  absl::StatusOr<std::vector<v1::EpochMetrics>> epochs =
+      store_.ListEpochs(job->id());
+  ASSERT_TRUE(epochs.ok());
+  ASSERT_EQ(epochs->size(), 3u);
+  ModelRegistry models(&store_);
+  absl::StatusOr<LoadedModel> model = models.Get("m", 0);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->info.source_job_id(), job->id());
+  // Checkpoints are gone with the job's end.
+  absl::StatusOr<Store::Checkpoints> ckpts = store_.LoadCheckpoints(job->id());
+  ASSERT_TRUE(ckpts.ok());
+  EXPECT_TRUE(ckpts->newest_first.empty());
+}
+
+TEST_F(JobRunnerTest, ReplicasSharingAStoreRunEveryJobOnce) {
+  std::vector<Replica*> replicas = {AddReplica("a", 2), AddReplica("b", 2),
+                                    AddReplica("c", 1)};
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i) {
+    absl::StatusOr<v1::TrainingJob> job =
+        replicas[i % 3]->queue->Submit(TinyJob(absl::StrCat("m", i % 2), 1, 2));
+    ASSERT_TRUE(job.ok()) << job.status();
+    ids.push_back(job->id());
+  }
+  for (Replica* r : replicas) r->runner->Start();
+  std::set<std::string> workers;
+  for (const std::string& id : ids) {
+    const v1::TrainingJob done = WaitForEnd(id);
+    EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.failure_reason();
+    EXPECT_EQ(done.attempt(), 1);
+    EXPECT_EQ(done.restarts(), 0);
+  }
+  absl::StatusOr<std::vector<v1::Model>> models = store_.ListModels("");
+  ASSERT_TRUE(models.ok());
+  EXPECT_EQ(models->size(), 30u);  // one version per job, none twice
+}
+
+TEST_F(JobRunnerTest, CancelStopsARunningJobThroughTheStore) {
+  Replica* a = AddReplica("a");
+  Replica* b = AddReplica("b");  // takes no jobs: only cancels
+  a->runner->Start();
+  absl::StatusOr<v1::TrainingJob> job = a->queue->Submit(TinyJob("m", 500));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitFor(job->id(), [](const v1::TrainingJob& j) { return j.epochs_done() >= 1; });
+  absl::StatusOr<v1::TrainingJob> cancelled = b->queue->Cancel(job->id());
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_LT(cancelled->epochs_done(), 500);
+  EXPECT_FALSE(cancelled->cancel_requested());
+  EXPECT_EQ(b->queue->Cancel(job->id()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobRunnerTest, AQueuedJobIsCancelledAtOnce) {
+  Replica* a = AddReplica("a");  // not started
+  absl::StatusOr<v1::TrainingJob> job = a->queue->Submit(TinyJob("m", 1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  absl::StatusOr<v1::TrainingJob> cancelled = a->queue->Cancel(job->id());
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  a->runner->Start();
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(store_.GetJob(job->id())->state(), v1::JOB_STATE_CANCELLED);
+}
+
+// A worker whose lease expired (it stalled) and was reaped and re-claimed
+// by another replica writes nothing more and stops; the job ends once, with
+// one model version.
+TEST_F(JobRunnerTest, AWorkerThatLostItsLeaseStopsWithoutWriting) {
+  Replica* a = AddReplica("a");
+  a->runner->Start();
+  absl::StatusOr<v1::TrainingJob> job = a->queue->Submit(TinyJob("m", 400, 8));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitFor(job->id(), [](const v1::TrainingJob& j) { return j.epochs_done() >= 1; });
+  // The store now thinks "a" is dead: its lease expires and is reaped; a
+  // claim by "z" takes the job with a new token.
+  clock_.Advance(absl::Minutes(1));
+  absl::StatusOr<ReapResult> reaped = store_.ReapExpiredLeases(3);
+  ASSERT_TRUE(reaped.ok());
+  absl::StatusOr<std::optional<ClaimedJob>> z =
+      store_.ClaimJob("z", absl::Hours(1));
+  ASSERT_TRUE(z.ok() && z->has_value()) << z.status();
+  EXPECT_EQ((*z)->job.attempt(), 2);
+  const int64_t revision_after_claim = store_.GetJob(job->id())->revision();
+  // "a" notices at its next heartbeat or epoch write, and stops.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (a->runner->active_jobs() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(a->runner->active_jobs(), 0);
+  absl::SleepFor(absl::Milliseconds(100));
+  const v1::TrainingJob now = *store_.GetJob(job->id());
+  EXPECT_EQ(now.revision(), revision_after_claim);  // nothing written by "a"
+  EXPECT_EQ(now.worker(), "z");
+  EXPECT_TRUE(store_.ListModels("m")->empty());
+}
+
+TEST_F(JobRunnerTest, StopReleasesTheJobAndAnotherReplicaResumesIt) {
+  Replica* a = AddReplica("a");
+  a->runner->Start();
+  absl::StatusOr<v1::TrainingJob> job = a->queue->Submit(TinyJob("m", 6, 8));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitFor(job->id(), [](const v1::TrainingJob& j) { return j.epochs_done() >= 2; });
+  ASSERT_TRUE(a->runner->Stop(absl::Now() + absl::Seconds(30)));
+  const v1::TrainingJob released = *store_.GetJob(job->id());
+  EXPECT_EQ(released.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(released.attempt(), 0);  // given back
+  EXPECT_EQ(released.restarts(), 1);
+  EXPECT_GE(released.epochs_done(), 2);
+
+  Replica* b = AddReplica("b");
+  b->runner->Start();
+  const v1::TrainingJob done = WaitForEnd(job->id());
+  EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.failure_reason();
+  EXPECT_EQ(done.attempt(), 1);
+  std::vector<int> epochs;
+  for (const v1::EpochMetrics& e : *store_.ListEpochs(job->id())) {
+    epochs.push_back(e.epoch());
+  }
+  EXPECT_THAT(epochs, ElementsAre(1, 2, 3, 4, 5, 6));
+}
+
+// A job whose worker dies every time (its lease expires on every attempt)
+// ends FAILED after max_attempts claims, and says why.
+TEST_F(JobRunnerTest, AJobThatKeepsKillingItsWorkerFailsAfterMaxAttempts) {
+  Replica* reaper = AddReplica("reaper", 1, /*max_attempts=*/2);
+  absl::StatusOr<v1::TrainingJob> job = reaper->queue->Submit(TinyJob("m", 1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    absl::StatusOr<std::optional<ClaimedJob>> c =
+        store_.ClaimJob(absl::StrCat("doomed-", attempt), absl::Seconds(10));
+    ASSERT_TRUE(c.ok() && c->has_value());
+    EXPECT_EQ((*c)->job.attempt(), attempt);
+    clock_.Advance(absl::Seconds(11));  // ... and the worker is never heard of
+    ASSERT_TRUE(store_.ReapExpiredLeases(2).ok());
+  }
+  const v1::TrainingJob failed = *store_.GetJob(job->id());
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(failed.failure_reason(), ::testing::HasSubstr("attempt 2 of 2"));
+}
+
+TEST_F(JobRunnerTest, WaitForChangeWakesOnAChangeAndTimesOut) {
+  Replica* a = AddReplica("a");
+  absl::StatusOr<v1::TrainingJob> job = a->queue->Submit(TinyJob("m", 1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Nothing changes: nullopt at the deadline.
+  absl::StatusOr<std::optional<v1::TrainingJob>> none = a->queue->WaitForChange(
+      job->id(), job->revision(), absl::Now() + absl::Milliseconds(50));
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_TRUE(store_.CancelJob(job->id()).ok());
+  });
+  absl::StatusOr<std::optional<v1::TrainingJob>> changed =
+      a->queue->WaitForChange(job->id(), job->revision(),
+                              absl::Now() + absl::Seconds(10));
+  canceller.join();
+  ASSERT_TRUE(changed.ok() && changed->has_value());
+  EXPECT_EQ((*changed)->state(), v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(JobRunnerTest, SubmitIsIdempotentWithARequestId) {
+  Replica* a = AddReplica("a");
+  v1::SubmitTrainingJobRequest r = TinyJob("m", 1);
+  r.set_request_id("req-1");
+  absl::StatusOr<v1::TrainingJob> first = a->queue->Submit(r);
+  absl::StatusOr<v1::TrainingJob> again = a->queue->Submit(r);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->id(), again->id());
+  r.mutable_spec()->set_epochs(2);
+  EXPECT_EQ(a->queue->Submit(r).status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace spinnet::server
