@@ -212,11 +212,16 @@ void JobRunner::Run(const ClaimedJob& claimed) {
   std::lock_guard<std::mutex> lock(active.mu);
   v1::TrainingJob job = active.job;
   job.clear_eta();
-  if (absl::IsCancelled(trained) && stopping_ && !active.cancel) {
+  // Stopped by a shutdown, or by a store that stayed unreachable past the
+  // retries: not the job's fault, so it goes back to the queue (or, if the
+  // store is still away, its lease lapses) to resume from its checkpoint.
+  if ((absl::IsCancelled(trained) && stopping_ && !active.cancel) ||
+      absl::IsUnavailable(trained)) {
     const absl::Status released =
         WithRetry([&] { return store_->ReleaseJob(active.lease, job); });
     SPINNET_LOG(Info, "job ", id, ": released at epoch ", job.epochs_done(),
-                " for another worker: ", released.ToString());
+                " for another worker (", trained.ToString(), "): ",
+                released.ToString());
     return;
   }
   std::optional<ModelToPublish> model;
