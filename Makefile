@@ -33,11 +33,13 @@ test: check
 run: build
 	$(BUILD)/server/spinnet-server --data-dir spinnet-data
 
-# Throughput benchmarks, with eager PyTorch side by side (tests/bench/).
+# Throughput benchmarks, with eager PyTorch side by side, and the job
+# queue on SQLite and PostgreSQL (tests/bench/).
 bench:
 	SPINNET_BENCH_DEPS=1 bash deploy/install-deps.sh
 	$(MAKE) build
 	/usr/bin/python3 tests/bench/compare_torch.py --build $(BUILD)
+	/usr/bin/python3 tests/bench/queue_bench.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

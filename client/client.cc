@@ -12,6 +12,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "proto/grpc_status.h"
 
 namespace spinnet::client {
@@ -19,6 +20,10 @@ namespace {
 
 // Small enough for any sane --max-message-bytes on the server.
 constexpr size_t kUploadChunkBytes = 32 << 10;
+
+// The channel's default service config: the round_robin load balancer.
+constexpr char kServiceConfig[] =
+    R"({"loadBalancingConfig":[{"round_robin":{}}]})";
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
     const ClientOptions& options) {
@@ -51,8 +56,13 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
     const ClientOptions& options) {
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                    MakeCredentials(options));
+  // round_robin spreads calls over every address the target resolves to
+  // (the pods behind a headless Service, or an ipv4: list) and skips the
+  // ones that are down; with one address it behaves like pick_first.
+  grpc::ChannelArguments arguments;
+  arguments.SetServiceConfigJSON(kServiceConfig);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.target, credentials);
+      grpc::CreateCustomChannel(options.target, credentials, arguments);
   Stubs stubs;
   stubs.training = v1::TrainingService::NewStub(channel);
   stubs.datasets = v1::DatasetService::NewStub(channel);

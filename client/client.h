@@ -27,6 +27,11 @@
 namespace spinnet::client {
 
 struct ClientOptions {
+  // Any gRPC target: "host:port"; "dns:///host:port", whose every address
+  // is used (the replicas behind a Kubernetes headless Service); or a fixed
+  // list "ipv4:10.0.0.1:50051,10.0.0.2:50051". The channel balances calls
+  // over the addresses with the round_robin policy, skipping replicas that
+  // are down; DNS is resolved again when a connection drops.
   std::string target = "127.0.0.1:50051";
   std::string token;  // bearer token; empty: none
   // PEM files. TLS when tls_ca_file is set; mutual TLS when the client's
@@ -103,6 +108,11 @@ class Client {
   // Opens a StreamClassify session on `model` (`version` 0: the latest) and
   // waits for the server's `opened` message. An `error` or `closed` answer
   // instead is returned as the status. No deadline.
+  // A session stays on the replica it opened on. When that replica goes
+  // away the session ends UNAVAILABLE and its state (the sequence under
+  // way) is lost: open a new session (round_robin picks a live replica),
+  // preferably on the version the first one opened, and send the
+  // unfinished sequences again from their first steps.
   absl::StatusOr<std::unique_ptr<StreamSession>> OpenStream(
       const std::string& model, int version, int provisional_every);
 

@@ -8,15 +8,22 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libsqlite3-dev libssl-dev openssl
+  libpq-dev postgresql
   prometheus
 )
+# libpq-dev: the PostgreSQL store; postgresql: the server binaries the tests
+# run throw-away clusters with (tests/pg_cluster.py).
 # Optional extras. SPINNET_IMAGE_DEPS=1: building and checking the container
 # image without a Docker engine (deploy/verify-image.sh: buildah with chroot
 # isolation, a debootstrap base image, curl for /metrics, python3-yaml to
-# read the compose and k8s files).
+# read the compose and k8s files) and running the compose topology with
+# podman (deploy/verify-compose.sh: podman with the runc runtime, which this
+# kind of VM's hybrid cgroups need, and the CNI dnsname plugin, which makes
+# container names resolve on a podman network).
 # SPINNET_BENCH_DEPS=1: the benchmark comparison with PyTorch.
 if [[ "${SPINNET_IMAGE_DEPS:-0}" == 1 ]]; then
-  PKGS+=(buildah debootstrap debian-archive-keyring gnupg curl python3-yaml)
+  PKGS+=(buildah debootstrap debian-archive-keyring gnupg curl python3-yaml
+         podman runc golang-github-containernetworking-plugin-dnsname)
 fi
 if [[ "${SPINNET_BENCH_DEPS:-0}" == 1 ]]; then PKGS+=(python3-torch); fi
 missing=()

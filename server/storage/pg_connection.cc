@@ -55,15 +55,15 @@ absl::StatusCode CodeOf(absl::string_view sqlstate) {
 // A failed login. libpq keeps no SQLSTATE for it, so its text tells a
 // configuration problem (retrying will not help) from an outage.
 absl::Status ConnectError(PGconn* conn, const std::string& url) {
-  const std::string message =
-      absl::StrCat(url, ": ", OneLine(PQerrorMessage(conn)));
+  const std::string error = OneLine(PQerrorMessage(conn));
+  const std::string message = absl::StrCat(url, ": ", error);
   if (PQconnectionNeedsPassword(conn)) {
     return absl::FailedPreconditionError(absl::StrCat(
         message, " (no password: use --store-password-file or PGPASSWORD)"));
   }
   for (const char* config :
        {"authentication failed", "no pg_hba.conf entry", "does not exist"}) {
-    if (absl::StrContains(message, config)) {
+    if (absl::StrContains(error, config)) {
       return absl::FailedPreconditionError(message);
     }
   }
@@ -144,8 +144,6 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
   // print them on stderr.
   PQsetNoticeProcessor(
       conn, [](void*, const char*) {}, nullptr);
-  // The asynchronous connect (which a stop can interrupt) leaves the
-  // timeout to the caller.
   const absl::Time deadline = absl::Now() + params.connect_timeout;
   PostgresPollingStatusType polled = PGRES_POLLING_WRITING;
   while (polled != PGRES_POLLING_OK) {
@@ -265,9 +263,10 @@ absl::StatusOr<PgPool::Handle> PgPool::Acquire() {
       idle_.pop_back();
     }
   }
-  if (conn != nullptr && !conn->Unusable())
+  if (conn != nullptr && !conn->Unusable()) {
     return Handle(this, std::move(conn));
-  conn.reset();
+  }
+  conn.reset();  // dead (the server restarted): open a new one
   absl::StatusOr<std::unique_ptr<PgConnection>> opened =
       PgConnection::Connect(params_);
   if (!opened.ok()) {

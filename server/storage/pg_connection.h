@@ -28,6 +28,8 @@ namespace spinnet::server {
 struct PgConnectParams {
   std::string url;       // a libpq URI or key=value string, without password
   std::string password;  // empty: libpq's own (PGPASSWORD, ~/.pgpass)
+  // For the whole attempt (libpq's asynchronous connect, which a stop can
+  // interrupt, leaves the URL's connect_timeout to the caller).
   absl::Duration connect_timeout = absl::Seconds(5);
 };
 
@@ -76,9 +78,6 @@ class PgResult {
   explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
 
   int rows() const { return PQntuples(result_.get()); }
-  bool IsNull(int row, int col) const {
-    return PQgetisnull(result_.get(), row, col);
-  }
   // text or bytea (0 bytes for NULL)
   absl::string_view Bytes(int row, int col) const;
   // int2, int4 or int8 (0 for NULL)

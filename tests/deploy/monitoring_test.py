@@ -47,6 +47,7 @@ SIMPLE = [
     "spinnet_grpc_requests_total",
     "spinnet_training_jobs",
     "spinnet_training_queue_depth",
+    "spinnet_training_jobs_active",
     "spinnet_training_samples_per_second",
     "spinnet_stream_sessions_active",
     "spinnet_streamed_samples_total",
