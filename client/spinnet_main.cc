@@ -500,6 +500,33 @@ int RunDatasets(const Invocation& inv, Client& client) {
               PrintDatasets);
 }
 
+int RunDeleteDataset(const Invocation& inv, Client& client) {
+  v1::DeleteDatasetRequest request;
+  request.set_name(inv.args[0]);
+  const absl::StatusOr<v1::DeleteDatasetResponse> r =
+      client.DeleteDataset(request);
+  if (!r.ok()) return Fail(r.status());
+  if (!inv.json()) absl::PrintF("deleted dataset %s\n", request.name());
+  return 0;
+}
+
+int RunDeleteModel(const Invocation& inv, Client& client) {
+  v1::DeleteModelRequest request;
+  request.set_name(inv.args[0]);
+  int version = 0;
+  if (!absl::SimpleAtoi(inv.args[1], &version) || version < 1) {
+    return UsageFail(
+        absl::StrCat("VERSION '", inv.args[1], "' is not a number >= 1"));
+  }
+  request.set_version(version);
+  const absl::StatusOr<v1::DeleteModelResponse> r = client.DeleteModel(request);
+  if (!r.ok()) return Fail(r.status());
+  if (!inv.json()) {
+    absl::PrintF("deleted model %s version %d\n", request.name(), version);
+  }
+  return 0;
+}
+
 int RunModels(const Invocation& inv, Client& client) {
   v1::ListModelsRequest request;
   if (!inv.args.empty()) request.set_name(inv.args[0]);
@@ -1046,7 +1073,24 @@ const std::vector<Command>& Commands() {
        1,
        1,
        RunUpload},
+      {"datasets delete",
+       "NAME",
+       "Deletes an uploaded dataset (jobs already training on it go on).",
+       {},
+       false,
+       1,
+       1,
+       RunDeleteDataset},
       {"datasets", "", "Lists the datasets.", {}, false, 0, 0, RunDatasets},
+      {"models delete",
+       "NAME VERSION",
+       "Deletes one version of a model; streams open on it keep running,\n"
+       "every replica stops serving it at once.",
+       {},
+       false,
+       2,
+       2,
+       RunDeleteModel},
       {"models",
        "[NAME]",
        "Lists the models (or the versions of NAME).",

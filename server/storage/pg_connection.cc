@@ -125,10 +125,15 @@ bool PgResult::Bool(int row, int col) const {
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     const PgConnectParams& params, int stop_fd) {
-  // Later keywords win: the URL may set its own application_name, and the
-  // password (never part of the URL) comes last.
-  std::vector<const char*> keys = {"application_name", "dbname"};
-  std::vector<const char*> values = {"spinnet-server", params.url.c_str()};
+  // Later keywords win: the URL may set its own application_name and
+  // options, and the password (never part of the URL) comes last. A session
+  // idle inside a transaction is ended by the server after 10 s: a replica
+  // frozen mid-transaction (SIGSTOP, a stalled VM) must not keep its row
+  // locks, or the reaper (SKIP LOCKED) could never take its job back.
+  std::vector<const char*> keys = {"application_name", "options", "dbname"};
+  std::vector<const char*> values = {
+      "spinnet-server", "-c idle_in_transaction_session_timeout=10000",
+      params.url.c_str()};
   if (!params.password.empty()) {
     keys.push_back("password");
     values.push_back(params.password.c_str());

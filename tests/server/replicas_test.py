@@ -372,6 +372,15 @@ class AcrossReplicasTest(FleetTest):
                 self.assertEqual({field(a, "model_version") for a in answers},
                                  {version}, r.name)
                 self.assertEqual(sum(len(a["results"]) for a in answers), 100)
+        # Deletions too: a replica that has version 2 loaded stops serving it
+        # the moment another replica deletes it.
+        cli(b.address, "models", "delete", "m", "2")
+        answers = cli_json(a.address, "classify", "--model", "m", self.tiny)
+        self.assertEqual({field(x, "model_version") for x in answers}, {1})
+        cli(a.address, "models", "delete", "m", "1")
+        r = cli(b.address, "classify", "--model", "m", self.tiny, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NOT_FOUND", r.stderr)
 
 
 class BadStoreTest(FleetTest):
