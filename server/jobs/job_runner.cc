@@ -72,7 +72,9 @@ class JobRunner::Observer : public TrainingObserver {
   }
 
   void OnEpoch(const EpochMetrics& m, const Checkpoint& c) override {
-    const std::string checkpoint = SerializeCheckpoint(c);
+    // The last epoch's checkpoint would be deleted by FinishJob right away.
+    const std::string checkpoint =
+        m.epoch < c.model.train.epochs ? SerializeCheckpoint(c) : "";
     const v1::EpochMetrics epoch = api::EpochMetricsToProto(m);
     std::lock_guard<std::mutex> lock(active_->mu);
     active_->job.set_epochs_done(m.epoch);

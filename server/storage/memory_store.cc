@@ -197,13 +197,15 @@ absl::Status MemoryStore::RecordEpoch(const Lease& lease,
     absl::MutexLock lock(&mu_);
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
-    absl::StatusOr<std::string> newest =
-        blobs_.Get(CheckpointBlobKey(lease.job_id));
-    if (newest.ok()) {
-      RETURN_IF_ERROR(
-          blobs_.Put(PreviousCheckpointBlobKey(lease.job_id), *newest));
+    if (!checkpoint.empty()) {
+      absl::StatusOr<std::string> newest =
+          blobs_.Get(CheckpointBlobKey(lease.job_id));
+      if (newest.ok()) {
+        RETURN_IF_ERROR(
+            blobs_.Put(PreviousCheckpointBlobKey(lease.job_id), *newest));
+      }
+      RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(lease.job_id), checkpoint));
     }
-    RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(lease.job_id), checkpoint));
     epochs_[{lease.job_id, epoch.epoch()}] = epoch;
     Write(row, job);
   }

@@ -585,13 +585,16 @@ absl::Status PostgresStore::RecordEpoch(const Lease& lease,
   ASSIGN_OR_RETURN(const std::string epoch_proto, Serialize(epoch));
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
     RETURN_IF_ERROR(LockLeased(conn, lease));
-    // The newest checkpoint becomes the previous one, by renaming its row.
-    const std::string previous = PreviousCheckpointBlobKey(lease.job_id);
-    RETURN_IF_ERROR(DeleteBlob(conn, previous));
-    RETURN_IF_ERROR(conn.Exec("UPDATE blobs SET key = $2 WHERE key = $1",
-                              {CheckpointBlobKey(lease.job_id), previous})
-                        .status());
-    RETURN_IF_ERROR(PutBlob(conn, CheckpointBlobKey(lease.job_id), checkpoint));
+    if (!checkpoint.empty()) {
+      // The newest checkpoint becomes the previous one, by renaming its row.
+      const std::string previous = PreviousCheckpointBlobKey(lease.job_id);
+      RETURN_IF_ERROR(DeleteBlob(conn, previous));
+      RETURN_IF_ERROR(conn.Exec("UPDATE blobs SET key = $2 WHERE key = $1",
+                                {CheckpointBlobKey(lease.job_id), previous})
+                          .status());
+      RETURN_IF_ERROR(
+          PutBlob(conn, CheckpointBlobKey(lease.job_id), checkpoint));
+    }
     RETURN_IF_ERROR(
         conn.Exec("INSERT INTO epochs (job_id, epoch, proto) "
                   "VALUES ($1, $2, $3) ON CONFLICT (job_id, epoch) "

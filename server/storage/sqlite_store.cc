@@ -726,9 +726,11 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
     // Files first: keep the previous checkpoint until the new one is
     // written. A crash before the commit leaves a checkpoint a little ahead
     // of the rows, which the resume reads as it is.
-    RETURN_IF_ERROR(blobs_.Rename(CheckpointBlobKey(job.id()),
-                                  PreviousCheckpointBlobKey(job.id())));
-    RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(job.id()), checkpoint));
+    if (!checkpoint.empty()) {
+      RETURN_IF_ERROR(blobs_.Rename(CheckpointBlobKey(job.id()),
+                                    PreviousCheckpointBlobKey(job.id())));
+      RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(job.id()), checkpoint));
+    }
     ASSIGN_OR_RETURN(
         Statement stmt,
         Statement::Prepare(db,

@@ -144,7 +144,9 @@ class Store {
   // A finished epoch, in one transaction: the epoch's metrics (replacing a
   // row of the same epoch from an earlier attempt), `job`, and the
   // checkpoint, which becomes the newest while the one before is kept as
-  // the previous. ABORTED if the lease is lost.
+  // the previous. An empty checkpoint leaves the stored ones as they are
+  // (the last epoch's: FinishJob follows at once, and a crash in between
+  // only re-runs that epoch). ABORTED if the lease is lost.
   virtual absl::Status RecordEpoch(const Lease& lease,
                                    const v1::TrainingJob& job,
                                    const v1::EpochMetrics& epoch,

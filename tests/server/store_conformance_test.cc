@@ -668,6 +668,14 @@ TEST_P(StoreTest, RecordEpochReplacesEpochsAndRotatesCheckpoints) {
   EXPECT_THAT(checkpoints.newest_first, ElementsAre("ckpt-2b", "ckpt-3"));
   ASSERT_OK_AND_ASSIGN(v1::TrainingJob stored, store_->GetJob("j"));
   EXPECT_EQ(stored.epochs_done(), 2);
+  // A last epoch comes without a checkpoint: the stored ones stay.
+  claimed.job.set_epochs_done(3);
+  ASSERT_OK(store_->RecordEpoch(claimed.lease, claimed.job, MakeEpoch(3, 0.1),
+                                ""));
+  ASSERT_OK_AND_ASSIGN(checkpoints, store_->LoadCheckpoints("j"));
+  EXPECT_THAT(checkpoints.newest_first, ElementsAre("ckpt-2b", "ckpt-3"));
+  ASSERT_OK_AND_ASSIGN(epochs, store_->ListEpochs("j"));
+  EXPECT_EQ(epochs[2].train_loss(), 0.1);
 
   EXPECT_THAT(
       store_->RecordEpoch(claimed.lease, claimed.job, MakeEpoch(0, 1.0), "x"),
