@@ -79,6 +79,21 @@ void ApplyCancel(v1::TrainingJob* job) {
   *job->mutable_end_time() = TimestampNow();
 }
 
+Store::Checkpoints ReadCheckpoints(BlobStore& blobs,
+                                  const std::string& job_id) {
+  Store::Checkpoints out;
+  for (const std::string& key :
+       {CheckpointBlobKey(job_id), PreviousCheckpointBlobKey(job_id)}) {
+    absl::StatusOr<std::string> bytes = blobs.Get(key);
+    if (bytes.ok()) {
+      out.newest_first.push_back(*std::move(bytes));
+    } else if (!absl::IsNotFound(bytes.status())) {
+      out.skipped.push_back(bytes.status());
+    }
+  }
+  return out;
+}
+
 absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
   if (!IsTerminal(job.state())) {
     return absl::InvalidArgumentError(

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "server/storage/store.h"
 #include "spinnet/v1/training.pb.h"
 
 namespace spinnet::server {
@@ -33,6 +34,10 @@ v1::JobState ApplyExpiry(int max_attempts, bool cancel_requested,
                          v1::TrainingJob* job);
 // A cancel of a QUEUED job: CANCELLED now.
 void ApplyCancel(v1::TrainingJob* job);
+
+// The job's checkpoints from `blobs` (newest first), for backends that keep
+// them as two blobs: missing ones skipped, unreadable ones reported.
+Store::Checkpoints ReadCheckpoints(BlobStore& blobs, const std::string& job_id);
 
 // FinishJob's argument: a final state, and a SUCCEEDED job comes with its
 // model (INVALID_ARGUMENT otherwise).

@@ -747,17 +747,7 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
 
 absl::StatusOr<Store::Checkpoints> SqliteStore::LoadCheckpoints(
     const std::string& job_id) {
-  Checkpoints out;
-  for (const std::string& key :
-       {CheckpointBlobKey(job_id), PreviousCheckpointBlobKey(job_id)}) {
-    absl::StatusOr<std::string> bytes = blobs_.Get(key);
-    if (bytes.ok()) {
-      out.newest_first.push_back(*std::move(bytes));
-    } else if (!absl::IsNotFound(bytes.status())) {
-      out.skipped.push_back(bytes.status());
-    }
-  }
-  return out;
+  return ReadCheckpoints(blobs_, job_id);
 }
 
 absl::StatusOr<v1::TrainingJob> SqliteStore::FinishJob(

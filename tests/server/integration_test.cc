@@ -34,6 +34,7 @@
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 #include "proto/api_convert.h"
 #include "proto/grpc_status.h"
 #include "server/app/server.h"
@@ -53,37 +54,7 @@ using ::testing::ElementsAreArray;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAreArray;
 using Code = absl::StatusCode;
-
-// ---------------------------------------------------------------------------
-// Status helpers (Debian's Abseil has no status matchers).
-
-const absl::Status& ToStatus(const absl::Status& status) { return status; }
-template <typename T>
-const absl::Status& ToStatus(const absl::StatusOr<T>& status_or) {
-  return status_or.status();
-}
-
-#define ASSERT_OK(expr)                                                        \
-  do {                                                                         \
-    const absl::Status assert_ok_status_ = ToStatus(expr);                     \
-    ASSERT_TRUE(assert_ok_status_.ok()) << #expr << ": " << assert_ok_status_; \
-  } while (0)
-
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL(SPINNET_CONCAT(statusor_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, expr)              \
-  auto statusor = (expr);                                           \
-  ASSERT_TRUE(statusor.ok()) << #expr << ": " << statusor.status(); \
-  lhs = std::move(statusor).value()
-
-MATCHER_P2(StatusIs, code, message,
-           absl::StrCat(negation ? "isn't " : "is ",
-                        absl::StatusCodeToString(code),
-                        " with a message containing \"", message, "\"")) {
-  const absl::Status& status = ToStatus(arg);
-  *result_listener << "whose status is " << status;
-  return status.code() == code && absl::StrContains(status.message(), message);
-}
+using spinnet::status_testing::StatusIs;
 
 // ---------------------------------------------------------------------------
 // Test data and training specs.

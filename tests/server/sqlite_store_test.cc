@@ -31,6 +31,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace spinnet::server {
 namespace {
@@ -41,22 +42,10 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
+using spinnet::status_testing::StatusIs;
 
 MATCHER_P(EqualsProto, expected, "") {
   return MessageDifferencer::Equals(arg, expected);
-}
-
-absl::Status StatusOf(const absl::Status& status) { return status; }
-template <typename T>
-absl::Status StatusOf(const absl::StatusOr<T>& status_or) {
-  return status_or.status();
-}
-
-MATCHER_P2(StatusIs, code, message_part, "") {
-  const absl::Status status = StatusOf(arg);
-  *result_listener << "status is " << status;
-  return status.code() == code &&
-         absl::StrContains(status.message(), message_part);
 }
 
 v1::TrainingJob MakeJob(const std::string& id, int64_t create_us,
