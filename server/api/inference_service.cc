@@ -17,45 +17,13 @@
 #include "core/logging.h"
 #include "core/status_macros.h"
 #include "proto/grpc_status.h"
+#include "server/streaming/stream_protocol.h"
 
 namespace spinnet::server {
 namespace {
 
 using Request = v1::StreamClassifyRequest;
 using Response = v1::StreamClassifyResponse;
-
-// Checks one sequence of whole time steps for a model with `d` values per
-// step: non-empty, a multiple of d, every value finite. The core checks
-// again, but only the server knows which sequence or message to name, and a
-// stream must reject a message before feeding any of it.
-absl::Status CheckSteps(absl::Span<const double> values, int d) {
-  if (values.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no values; need one or more time steps of ", d, " values"));
-  }
-  if (values.size() % d != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(values.size(), " values is not a multiple of the ",
-                     "model's input dimension ", d));
-  }
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "step ", i / d, ", value ", i % d, ": ", values[i],
-          " is not finite"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-void ToProto(const Classification& c, int64_t steps, v1::Classification* out) {
-  out->set_class_index(c.class_index);
-  out->set_label(c.label);
-  out->mutable_probabilities()->Assign(
-      c.probabilities.data(), c.probabilities.data() + c.probabilities.size());
-  out->set_energy_joules(c.energy_joules);
-  out->set_steps(steps);
-}
 
 // Classifies every sequence of `req` with `model` into resp->results (in
 // request order). The core classifies a batch of equal-length sequences, so
@@ -110,18 +78,21 @@ int64_t ToNanos(absl::Time t) { return absl::ToUnixNanos(t); }
 
 }  // namespace
 
-// One StreamClassify call. Every reaction and the reaper take mu_, so the
-// state below is only touched under it. At rest a stream has a read or a
-// write outstanding, or has called Finish, so it always makes progress or
-// ends.
+// One StreamClassify call: reads, writes and closing; what to answer is the
+// StreamProtocol's. Every reaction and the reaper take mu_, so the state
+// below is only touched under it. At rest a stream has a read or a write
+// outstanding, or has called Finish, so it always makes progress or ends.
 class InferenceServiceImpl::Stream final
-    : public grpc::ServerBidiReactor<Request, Response> {
+    : public grpc::ServerBidiReactor<Request, Response>,
+      private ResponseSink {
  public:
   Stream(InferenceServiceImpl* service, grpc::CallbackServerContext* ctx)
       : service_(service),
         ctx_(ctx),
         limits_(service->limits_),
-        reap_after_ns_(ToNanos(absl::Now() + limits_.idle_timeout)) {
+        reap_after_ns_(ToNanos(absl::Now() + limits_.idle_timeout)),
+        protocol_(service->models_, service->metrics_,
+                  limits_.max_values_per_message) {
     absl::Status auth = service_->auth_->Authorize(*ctx);
     if (!auth.ok()) {
       FinishNow(api::ToGrpcStatus(auth));
@@ -155,26 +126,7 @@ class InferenceServiceImpl::Stream final
       return;
     }
     TouchLocked();
-    switch (request_.kind_case()) {
-      case Request::kOpen:
-        OpenLocked(request_.open());
-        break;
-      case Request::kSteps:
-        StartStepsLocked(request_.steps());
-        break;
-      case Request::kReset:
-        if (session_ == nullptr) {
-          QueueErrorLocked(NotOpenError());
-        } else {
-          session_->Reset();
-          ++sequence_;
-        }
-        break;
-      case Request::KIND_NOT_SET:
-        QueueErrorLocked(absl::InvalidArgumentError(
-            "empty request; set one of open, steps or reset"));
-        break;
-    }
+    feeding_ = !protocol_.Handle(std::move(request_), *this);
     AdvanceLocked();
   }
 
@@ -229,9 +181,12 @@ class InferenceServiceImpl::Stream final
   }
 
  private:
-  static absl::Status NotOpenError() {
-    return absl::FailedPreconditionError(
-        "no model is open on this stream; send `open` first");
+  // ResponseSink, called by protocol_ with mu_ held.
+  bool HasRoom() const override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return static_cast<int>(queue_.size()) < limits_.max_pending_writes;
+  }
+  void Send(Response r) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    QueueLocked(std::move(r));
   }
 
   void TouchLocked() {
@@ -242,130 +197,6 @@ class InferenceServiceImpl::Stream final
   void FinishNow(grpc::Status status) {
     finished_ = true;
     Finish(std::move(status));
-  }
-
-  void OpenLocked(const v1::StreamOpen& open) {
-    if (session_ != nullptr) {
-      QueueErrorLocked(absl::FailedPreconditionError(absl::StrCat(
-          "the stream is already open on model ", model_.info.name(),
-          " version ", model_.info.version(),
-          "; open another stream for another model")));
-      return;
-    }
-    if (open.provisional_every() < 0) {
-      QueueErrorLocked(absl::InvalidArgumentError(
-          absl::StrCat("provisional_every ", open.provisional_every(),
-                       "; need >= 0 (0: final answers only)")));
-      return;
-    }
-    absl::StatusOr<LoadedModel> model =
-        service_->models_->Get(open.model(), open.version());
-    if (!model.ok()) {
-      QueueErrorLocked(model.status());
-      return;
-    }
-    model_ = *std::move(model);
-    session_ = std::make_unique<StreamingSession>(model_.model);
-    provisional_every_ = open.provisional_every();
-    Response r;
-    v1::StreamOpened* opened = r.mutable_opened();
-    opened->set_model(model_.info.name());
-    opened->set_version(model_.info.version());
-    opened->set_input_dim(model_.model->network.input_dim);
-    for (const std::string& label : model_.model->class_labels) {
-      opened->add_class_labels(label);
-    }
-    QueueLocked(std::move(r));
-  }
-
-  // Validates a whole `steps` message, so that a bad one feeds nothing;
-  // a good one is fed by FeedLocked.
-  void StartStepsLocked(const v1::StreamSteps& steps) {
-    if (session_ == nullptr) {
-      QueueErrorLocked(NotOpenError());
-      return;
-    }
-    if (steps.values_size() > limits_.max_values_per_message) {
-      QueueErrorLocked(absl::InvalidArgumentError(absl::StrCat(
-          steps.values_size(), " values in one message; the limit is ",
-          limits_.max_values_per_message)));
-      return;
-    }
-    absl::Status s = CheckSteps(absl::MakeConstSpan(steps.values()),
-                                model_.model->network.input_dim);
-    if (!s.ok()) {
-      QueueErrorLocked(absl::InvalidArgumentError(
-          absl::StrCat(s.message(), "; nothing of this message was fed")));
-      return;
-    }
-    feeding_ = true;
-    next_step_ = 0;
-  }
-
-  // Feeds the current `steps` message from next_step_ on while the write
-  // queue has room for the answer a step may produce. True when the whole
-  // message (with its final answer) is done; false when paused on a full
-  // queue (OnWriteDone resumes it).
-  bool FeedLocked() {
-    const v1::StreamSteps& steps = request_.steps();
-    const int d = model_.model->network.input_dim;
-    const int64_t total = steps.values_size() / d;
-    const auto start = std::chrono::steady_clock::now();
-    int64_t fed = 0;
-    while (next_step_ < total && QueueHasRoomLocked()) {
-      absl::Status s = session_->Feed({steps.values().data() + next_step_ * d,
-                                       static_cast<size_t>(d)});
-      SPINNET_CHECK(s.ok());  // CheckSteps accepted the message
-      ++next_step_;
-      ++fed;
-      // At the message's last step of a sequence, the final answer replaces
-      // a provisional one.
-      const bool final_follows = steps.end_of_sequence() && next_step_ == total;
-      if (provisional_every_ > 0 &&
-          session_->steps() % provisional_every_ == 0 && !final_follows) {
-        QueueAnswerLocked(/*final=*/false);
-      }
-    }
-    if (fed > 0) {
-      const std::chrono::duration<double> elapsed =
-          std::chrono::steady_clock::now() - start;
-      service_->metrics_->AddStreamedSamples(static_cast<double>(fed));
-      service_->metrics_->ObserveStepLatency(elapsed.count() / fed);
-    }
-    if (next_step_ < total) return false;
-    if (steps.end_of_sequence()) {
-      if (!QueueHasRoomLocked()) return false;
-      QueueAnswerLocked(/*final=*/true);
-      session_->Reset();
-      ++sequence_;
-    }
-    return true;
-  }
-
-  void QueueAnswerLocked(bool final) {
-    absl::StatusOr<Classification> c = session_->Current();
-    SPINNET_CHECK(c.ok());  // only called after a step was fed
-    Response r;
-    v1::StreamAnswer* answer = r.mutable_answer();
-    answer->set_sequence(sequence_);
-    answer->set_final(final);
-    ToProto(*c, session_->steps(), answer->mutable_classification());
-    if (final) {
-      service_->metrics_->RecordClassification(model_.info.name(),
-                                               c->energy_joules);
-    }
-    QueueLocked(std::move(r));
-  }
-
-  void QueueErrorLocked(const absl::Status& status) {
-    Response r;
-    r.mutable_error()->set_code(static_cast<int>(status.code()));
-    r.mutable_error()->set_message(std::string(status.message()));
-    QueueLocked(std::move(r));
-  }
-
-  bool QueueHasRoomLocked() const {
-    return static_cast<int>(queue_.size()) < limits_.max_pending_writes;
   }
 
   void QueueLocked(Response r) {
@@ -394,14 +225,14 @@ class InferenceServiceImpl::Stream final
   void AdvanceLocked() {
     if (finished_) return;
     if (feeding_) {
-      if (!FeedLocked()) return;
+      if (!protocol_.Continue(*this)) return;
       feeding_ = false;
     }
     if (closing_) {
       if (!writing_) FinishNow(grpc::Status::OK);
       return;
     }
-    if (!reading_ && QueueHasRoomLocked()) {
+    if (!reading_ && HasRoom()) {
       reading_ = true;
       StartRead(&request_);
     }
@@ -416,20 +247,16 @@ class InferenceServiceImpl::Stream final
   std::atomic<int64_t> reap_after_ns_;
 
   std::mutex mu_;
+  StreamProtocol protocol_ ABSL_GUARDED_BY(mu_);
   Request request_ ABSL_GUARDED_BY(mu_);
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool feeding_ ABSL_GUARDED_BY(mu_) = false;  // request_ is being fed
-  int64_t next_step_ ABSL_GUARDED_BY(mu_) = 0;
+  bool feeding_ ABSL_GUARDED_BY(mu_) = false;  // a steps message is paused
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_active_ ABSL_GUARDED_BY(mu_) = absl::Now();
   // The responses not yet written; the front is in flight while writing_.
   std::deque<Response> queue_ ABSL_GUARDED_BY(mu_);
-  LoadedModel model_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<StreamingSession> session_ ABSL_GUARDED_BY(mu_);
-  int provisional_every_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* models,

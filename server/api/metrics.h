@@ -24,13 +24,14 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/jobs/job_runner.h"
+#include "server/streaming/stream_protocol.h"
 
 namespace spinnet::server {
 
 // Every method is thread-safe. Recording methods are cheap: labelled series
 // are cached per label value, so a call costs one small map lookup under a
 // mutex plus an atomic update.
-class ServerMetrics : public JobMetrics {
+class ServerMetrics : public JobMetrics, public StreamMetrics {
  public:
   ServerMetrics();
   ServerMetrics(const ServerMetrics&) = delete;
@@ -75,11 +76,12 @@ class ServerMetrics : public JobMetrics {
   // Streaming classification sessions.
   void StreamOpened();
   void StreamClosed();
-  void AddStreamedSamples(double n);
-  void ObserveStepLatency(double seconds);
+  void AddStreamedSamples(double n) override;
+  void ObserveStepLatency(double seconds) override;
 
   // One classification by model `model` that cost `energy_joules`.
-  void RecordClassification(const std::string& model, double energy_joules);
+  void RecordClassification(const std::string& model,
+                            double energy_joules) override;
 
   std::shared_ptr<prometheus::Registry> registry() { return registry_; }
 
