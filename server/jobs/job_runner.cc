@@ -190,7 +190,8 @@ void JobRunner::WorkerLoop() {
 }
 
 void JobRunner::Run(const ClaimedJob& claimed) {
-  Active active;
+  auto shared = std::make_shared<Active>();
+  Active& active = *shared;
   active.lease = claimed.lease;
   active.job = claimed.job;
   const std::string& id = claimed.job.id();
@@ -199,7 +200,7 @@ void JobRunner::Run(const ClaimedJob& claimed) {
               claimed.job.epochs_total(), ")");
   {
     std::lock_guard<std::mutex> lock(mu_);
-    active_[id] = &active;
+    active_[id] = shared;
   }
   const absl::Status trained = Train(&active);
   {
@@ -298,16 +299,16 @@ absl::Status JobRunner::Train(Active* active) {
   return absl::OkStatus();
 }
 
-void JobRunner::Heartbeat(Active* active) {
-  std::lock_guard<std::mutex> lock(active->mu);
+void JobRunner::Heartbeat(Active& active) {
+  std::lock_guard<std::mutex> lock(active.mu);
   absl::StatusOr<bool> cancel =
-      store_->Heartbeat(active->lease, active->job, options_.lease_ttl);
+      store_->Heartbeat(active.lease, active.job, options_.lease_ttl);
   if (cancel.ok()) {
-    if (*cancel) active->cancel = true;
+    if (*cancel) active.cancel = true;
   } else if (absl::IsAborted(cancel.status())) {
-    active->lost = true;
+    active.lost = true;  // or the job just ended: then nobody looks
   } else {
-    SPINNET_LOG(Warning, "job ", active->lease.job_id,
+    SPINNET_LOG(Warning, "job ", active.lease.job_id,
                 ": heartbeat failed: ", cancel.status().ToString());
   }
 }
@@ -316,11 +317,11 @@ void JobRunner::Maintain() {
   bool store_down = false;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_maintenance_) {
-    // Heartbeats first: Active objects stay alive while in active_, and
-    // their owners take mu_ to leave, so hold it across the calls.
-    for (auto& [id, active] : active_) Heartbeat(active);
-    const int running_here = static_cast<int>(active_.size());
+    std::vector<std::shared_ptr<Active>> running;
+    for (const auto& [id, active] : active_) running.push_back(active);
     lock.unlock();
+    for (const std::shared_ptr<Active>& active : running) Heartbeat(*active);
+    const int running_here = static_cast<int>(running.size());
     absl::Status status = store_->ReapExpiredLeases(options_.max_attempts)
                               .status();
     absl::StatusOr<StoreCounts> counts;

@@ -85,7 +85,7 @@ class JobRunner {
   // to one lease ttl: while the store is down nobody can take the lease.
   absl::Status WithRetry(const std::function<absl::Status()>& write);
   void Maintain();
-  void Heartbeat(Active* active);
+  void Heartbeat(Active& active);
 
   Store* const store_;
   DatasetRegistry* const datasets_;
@@ -96,7 +96,9 @@ class JobRunner {
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::condition_variable cv_;  // a worker exited, or maintenance must stop
-  std::map<std::string, Active*> active_;  // by job id
+  // By job id. Shared with the maintenance thread, which heartbeats
+  // without holding mu_ (a store call may block while the database is away).
+  std::map<std::string, std::shared_ptr<Active>> active_;
   int live_workers_ = 0;
   bool stop_maintenance_ = false;
   std::vector<std::thread> workers_;
