@@ -4,9 +4,15 @@
 #   buildah bud --isolation chroot --format docker -t spinnet:latest .
 #   docker run -d -p 50051:50051 -p 9464:9464 -v spinnet-data:/var/lib/spinnet spinnet:latest
 #
+# That is one server on its embedded SQLite store. Replicas share a
+# PostgreSQL store instead (--store postgresql://USER@HOST:PORT/DB with
+# --store-password-file): deploy/docker-compose.yml and deploy/k8s/.
+#
 # Where no registry is reachable, deploy/make-base-image.sh makes the local
 # debian:bookworm base with debootstrap; deploy/verify-image.sh builds this
-# image and checks it end to end (health, training, classification).
+# image and checks it end to end (health, training, classification, on
+# SQLite and on PostgreSQL) and deploy/verify-compose.sh runs the compose
+# topology with it (two replicas, PostgreSQL, Prometheus, a replica killed).
 #
 # Build args:
 #   SPINNET_CTEST_ARGS  ctest arguments for the tests run while building
@@ -22,8 +28,10 @@
 FROM debian:bookworm AS build
 
 # The packages by name are in deploy/install-deps.sh, the same list the host
-# build uses (compilers, the -dev packages, python3 and Prometheus for the
-# tests); copied alone so that this layer stays cached when sources change.
+# build uses (compilers, the -dev packages, python3, Prometheus and the
+# PostgreSQL server for the tests); copied alone so that this layer stays
+# cached when sources change. The tests run as root here: tests/pg_cluster.py
+# runs its throw-away clusters as the postgres user the package creates.
 ARG DEBIAN_FRONTEND=noninteractive
 COPY deploy/install-deps.sh /tmp/install-deps.sh
 RUN bash /tmp/install-deps.sh && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh
@@ -55,12 +63,13 @@ FROM debian:bookworm
 
 ARG DEBIAN_FRONTEND=noninteractive
 # libgrpc++1.51 brings libgrpc29 (and with it libssl3, libre2-9, libc-ares2);
-# libprometheus-cpp-pull1.0 brings libcivetweb1.
+# libprometheus-cpp-pull1.0 brings libcivetweb1; libpq5 is the PostgreSQL
+# client library of the postgresql:// store.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libabsl20220623 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
-      libsqlite3-0 zlib1g ca-certificates \
+      libsqlite3-0 libpq5 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # spinnet-server, spinnet, spinnet-train in /usr/local/bin; the digits data

@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build check test image-test run bench clean
+.PHONY: deps build check test image-test compose-test run bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -23,6 +23,13 @@ check: build
 image-test:
 	SPINNET_IMAGE_DEPS=1 bash deploy/install-deps.sh
 	bash deploy/verify-image.sh
+	$(MAKE) compose-test
+
+# deploy/docker-compose.yml's topology run with podman on that image: two
+# replicas on PostgreSQL and Prometheus; a replica killed in mid-job.
+compose-test:
+	SPINNET_IMAGE_DEPS=1 bash deploy/install-deps.sh
+	bash deploy/verify-compose.sh
 
 # Every test, one after the other: what CI runs.
 test: check

@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""The monitoring setup against a real server and a real Prometheus.
+"""The monitoring setup against real servers and a real Prometheus.
 
-Starts spinnet-server on free ports, drives traffic with the spinnet CLI so
-that every metric family has series, then runs Debian's prometheus with
-deploy/prometheus/prometheus.yml (its own targets file pointing at the test
-server, scrape interval 1 s) and checks that:
-  - the "spinnet" job's target is up and the spinnet_ series arrive;
+Starts two spinnet-server replicas on one throw-away PostgreSQL
+(tests/pg_cluster.py; one server on SQLite where PostgreSQL is not
+installed), drives traffic over both with the spinnet CLI (round_robin over
+ipv4:A,B) so that every metric family has series, then runs Debian's
+prometheus with deploy/prometheus/prometheus.yml (its own targets file
+listing the test servers, scrape interval 1 s) and checks that:
+  - the "spinnet" job's targets are up and the spinnet_ series arrive;
   - every PromQL expression of deploy/grafana/dashboards/spinnet.json
     (Grafana's variables replaced) evaluates and returns at least one series
     with a finite value, so a misspelt metric, label or aggregation fails;
+    a panel that aggregates `by (instance)` has a series per replica;
+  - the store-wide counts (spinnet_training_jobs, the queue depth) are the
+    same on every replica, and the dashboard's panel shows the store's
+    count, not the sum over replicas;
   - every template variable's label_values() query finds its label.
 
 usage: monitoring_test.py BUILD_DIR SOURCE_DIR
-Needs /usr/bin/prometheus (Debian package prometheus).
+Needs /usr/bin/prometheus (Debian package prometheus) and, for the
+replicas, PostgreSQL's server (package postgresql).
 """
+import glob
 import gzip
 import json
 import math
@@ -35,6 +43,7 @@ import urllib.request
 
 BUILD = None
 SOURCE = None
+REPLICAS = 2  # on PostgreSQL; 1 on SQLite
 
 # Every family of server/metrics.cc, as Prometheus stores it.
 HISTOGRAMS = [
@@ -113,24 +122,49 @@ def dashboard_panels(panels):
         yield from dashboard_panels(p.get("panels", []))
 
 
+def postgresql_cluster():
+    """A started tests/pg_cluster.py cluster with database "spinnet", or
+    None where PostgreSQL's server is not installed."""
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        return None
+    sys.path.insert(0, os.path.join(SOURCE, "tests"))
+    from pg_cluster import PgCluster
+    pg = PgCluster()
+    try:
+        pg.start()
+        pg.create_database("spinnet")
+    except BaseException:
+        pg.cleanup()
+        raise
+    return pg
+
+
 class MonitoringTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="spinnet-monitoring-")
-        self.server = self.prometheus = None
-        self.server_log = os.path.join(self.tmp.name, "server.log")
+        self.servers = []
+        self.prometheus = None
+        self.pg = None
         self.prom_log = os.path.join(self.tmp.name, "prometheus.log")
 
     def tearDown(self):
         try:
             stop(self.prometheus)
-            stop(self.server)
+            for server in self.servers:
+                stop(server)
         finally:
-            if self.server is not None:
-                self.server.stdout.close()
+            for server in self.servers:
+                server.stdout.close()
+            if self.pg is not None:
+                self.pg.cleanup()
             self.tmp.cleanup()
 
+    def server_log(self, i):
+        return os.path.join(self.tmp.name, f"server{i}.log")
+
     def dump_logs(self):
-        for log in (self.server_log, self.prom_log):
+        logs = [self.server_log(i) for i in range(len(self.servers))]
+        for log in logs + [self.prom_log]:
             if os.path.exists(log):
                 with open(log, errors="replace") as f:
                     tail = f.read()[-4000:]
@@ -138,17 +172,39 @@ class MonitoringTest(unittest.TestCase):
 
     # --- the server -------------------------------------------------------
 
-    def start_server(self):
+    def start_servers(self):
+        """REPLICAS servers on one PostgreSQL database, or one on SQLite."""
+        self.pg = postgresql_cluster()
+        if self.pg is None:
+            print("PostgreSQL's server is not installed: one replica on SQLite")
+            stores = [["--data-dir", os.path.join(self.tmp.name, "data")]]
+        else:
+            password = os.path.join(self.tmp.name, "pg_password")
+            with open(password, "w") as f:
+                f.write(self.pg.password + "\n")
+            stores = [["--store", self.pg.url("spinnet"),
+                       "--store-password-file", password,
+                       "--worker-name", f"replica-{i}"] for i in range(REPLICAS)]
+        self.addresses, self.metrics_addresses = [], []
+        for i, store in enumerate(stores):
+            address, metrics_address = self.start_server(i, store)
+            self.addresses.append(address)
+            self.metrics_addresses.append(metrics_address)
+        # round_robin over every replica (the CLI's policy for ipv4:A,B).
+        self.address = "ipv4:" + ",".join(self.addresses)
+
+    def start_server(self, i, store):
         server_bin = os.path.join(BUILD, "server", "spinnet-server")
         self.assertTrue(os.access(server_bin, os.X_OK), f"no {server_bin}")
-        log = open(self.server_log, "w")
-        self.server = subprocess.Popen(
+        log = open(self.server_log(i), "w")
+        server = subprocess.Popen(
             [server_bin, "--listen", "127.0.0.1:0", "--metrics-listen",
-             "127.0.0.1:0", "--data-dir", os.path.join(self.tmp.name, "data")],
+             "127.0.0.1:0", *store],
             stdout=subprocess.PIPE, stderr=log, text=True)
         log.close()
+        self.servers.append(server)
         lines = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.server.stdout.readline()),
+        threading.Thread(target=lambda: lines.put(server.stdout.readline()),
                          daemon=True).start()
         try:
             line = lines.get(timeout=30)
@@ -156,10 +212,11 @@ class MonitoringTest(unittest.TestCase):
             self.fail("spinnet-server printed nothing in 30 s")
         m = re.search(r"listening on (\S+?), metrics on http://(\S+?)/metrics", line)
         self.assertIsNotNone(m, f"spinnet-server did not start: {line!r}")
-        self.address, self.metrics_address = m.group(1), m.group(2)
+        return m.group(1), m.group(2)
 
-    def cli(self, *args, stdin=None, expect_rc=0):
-        cmd = [os.path.join(BUILD, "client", "spinnet"), "--server", self.address, *args]
+    def cli(self, *args, stdin=None, expect_rc=0, server=None):
+        cmd = [os.path.join(BUILD, "client", "spinnet"), "--server",
+               server or self.address, *args]
         r = subprocess.run(cmd, capture_output=True, text=True, stdin=stdin,
                            timeout=CLI_TIMEOUT)
         self.assertEqual(r.returncode, expect_rc,
@@ -182,7 +239,8 @@ class MonitoringTest(unittest.TestCase):
             self.cli("stream", "--model", "m", "--every", "8", "--sequences", stdin=f)
 
     def drive_traffic(self, csv, first):
-        self.cli("health")
+        for address in self.addresses:   # every replica serves some calls
+            self.cli("health", server=address)
         if first:
             # The Kubernetes readiness probe asks for this service.
             self.cli("health", "spinnet.v1.InferenceService")
@@ -193,8 +251,16 @@ class MonitoringTest(unittest.TestCase):
                  "--neurons", "8", "--watch")
         self.classify_and_stream(csv)
 
-    def server_metrics(self):
-        return http_get(f"http://{self.metrics_address}/metrics")
+    def server_metrics(self, i):
+        return http_get(f"http://{self.metrics_addresses[i]}/metrics")
+
+    def exposed_total(self, name):
+        """NAME's value summed over the replicas' /metrics."""
+        total = 0.0
+        for i in range(len(self.servers)):
+            m = re.search(rf"(?m)^{name} (\S+)", self.server_metrics(i))
+            total += float(m.group(1)) if m else 0.0
+        return total
 
     # --- Prometheus -------------------------------------------------------
 
@@ -213,7 +279,7 @@ class MonitoringTest(unittest.TestCase):
         with open(config_file, "w") as f:
             f.write(config)
         with open(os.path.join(config_dir, "targets", "spinnet.json"), "w") as f:
-            json.dump([{"targets": [self.metrics_address]}], f)
+            json.dump([{"targets": self.metrics_addresses}], f)
         promtool = shutil.which("promtool")
         if promtool:
             r = subprocess.run([promtool, "check", "config", config_file],
@@ -259,15 +325,16 @@ class MonitoringTest(unittest.TestCase):
     def query(self, expr):
         return self.api("query", query=expr)
 
-    def spinnet_target(self):
-        targets = self.api("targets")["data"]["activeTargets"]
-        for t in targets:
-            if t["labels"].get("job") == "spinnet":
-                return t
+    def spinnet_targets(self):
+        """The spinnet job's targets once every one is up, else None."""
+        targets = [t for t in self.api("targets")["data"]["activeTargets"]
+                   if t["labels"].get("job") == "spinnet"]
+        if len(targets) == len(self.servers) and all(t["health"] == "up" for t in targets):
+            return targets
         return None
 
     def scraped_value(self, expr):
-        r = self.query(expr)
+        r = self.query(f"sum({expr})")
         if r["status"] != "success" or not r["data"]["result"]:
             return None
         return float(r["data"]["result"][0]["value"][1])
@@ -283,33 +350,44 @@ class MonitoringTest(unittest.TestCase):
 
     def check_monitoring(self):
         started = time.monotonic()
-        self.start_server()
+        self.start_servers()
+        replicas = len(self.servers)
         csv = self.write_digits(10)
         self.drive_traffic(csv, first=True)
 
-        exposed = self.server_metrics()
-        for name in SIMPLE + [h + "_count" for h in HISTOGRAMS]:
+        for i in range(replicas):
+            exposed = self.server_metrics(i)
+            for name in SIMPLE:
+                self.assertRegex(exposed, rf"(?m)^{name}[{{ ]", f"/metrics lacks {name}")
+        exposed = "".join(self.server_metrics(i) for i in range(replicas))
+        for name in [h + "_count" for h in HISTOGRAMS]:
             self.assertRegex(exposed, rf"(?m)^{name}[{{ ]", f"/metrics lacks {name}")
 
         self.start_prometheus(self.prometheus_config())
-        target = wait_for(
-            lambda: (t := self.spinnet_target()) and t["health"] == "up" and t,
-            30, "the spinnet target to be up")
-        self.assertEqual(target["scrapeUrl"], f"http://{self.metrics_address}/metrics")
+        targets = wait_for(self.spinnet_targets, 30, "every spinnet target to be up")
+        self.assertEqual(sorted(t["scrapeUrl"] for t in targets),
+                         sorted(f"http://{a}/metrics" for a in self.metrics_addresses))
         wait_for(lambda: self.query("spinnet_grpc_requests_total")["data"]["result"],
                  30, "spinnet_grpc_requests_total in Prometheus")
 
         # A second round after the first scrape, so that counters grow within
         # the rate windows; then wait until Prometheus has scraped its end.
         self.drive_traffic(csv, first=False)
-        streamed = re.search(r"(?m)^spinnet_streamed_samples_total (\S+)",
-                             self.server_metrics()).group(1)
-        epochs = re.search(r"(?m)^spinnet_training_epoch_duration_seconds_count (\S+)",
-                           self.server_metrics()).group(1)
-        wait_for(lambda: self.scraped_value("spinnet_streamed_samples_total") == float(streamed)
+        streamed = self.exposed_total("spinnet_streamed_samples_total")
+        epochs = self.exposed_total("spinnet_training_epoch_duration_seconds_count")
+        wait_for(lambda: self.scraped_value("spinnet_streamed_samples_total") == streamed
                  and self.scraped_value("spinnet_training_epoch_duration_seconds_count")
-                 == float(epochs), 30, "Prometheus to scrape the second round")
+                 == epochs, 30, "Prometheus to scrape the second round")
         time.sleep(1.5)  # one more scrape: every counter's latest value stored
+
+        # Store-wide counts: two jobs succeeded in the store, and every
+        # replica says so (each refreshes them on its heartbeat).
+        def succeeded_everywhere():
+            r = self.query('spinnet_training_jobs{job="spinnet", state="succeeded"}')
+            values = [float(x["value"][1]) for x in r["data"]["result"]]
+            return len(values) == replicas and set(values) == {2.0}
+        wait_for(succeeded_everywhere, 30,
+                 "every replica to report the store's 2 succeeded jobs")
 
         names = self.query('count by (__name__) ({__name__=~"spinnet_.+", job="spinnet"})')
         self.assertEqual(names["status"], "success", names)
@@ -341,6 +419,16 @@ class MonitoringTest(unittest.TestCase):
                     values = [float(s["value"][1]) for s in result]
                     self.assertTrue(any(math.isfinite(v) for v in values),
                                     f"no finite value: {values}")
+                    if re.search(r"\bby \(instance\)", expr):
+                        self.assertEqual(sorted(s["metric"].get("instance") for s in result),
+                                         sorted(self.metrics_addresses),
+                                         "not a series per replica")
+                    if "spinnet_training_jobs{" in expr:
+                        succeeded = [float(s["value"][1]) for s in result
+                                     if s["metric"].get("state") == "succeeded"]
+                        self.assertEqual(succeeded, [2.0],
+                                         "the store's 2 succeeded jobs, once "
+                                         "(max over replicas, not sum)")
                     print(f"ok  {title} [{t.get('refId')}]: {len(result)} series, "
                           f"e.g. {values[0]:.4g}")
                 checked += 1
