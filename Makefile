@@ -1,7 +1,9 @@
 # The README's commands. Each target installs what it needs first.
 BUILD ?= build
 JOBS ?= $(shell nproc)
-CMAKE_FLAGS ?=
+# ccache (installed by deploy/install-deps.sh) keeps rebuilds from clean
+# clones cheap: its cache outlives the build directory.
+CMAKE_FLAGS ?= $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
 .PHONY: deps build check test image-test compose-test run bench clean
 

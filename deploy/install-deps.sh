@@ -3,7 +3,7 @@
 # skips apt entirely when everything is already installed.
 set -euo pipefail
 PKGS=(
-  build-essential cmake pkg-config zlib1g-dev python3
+  build-essential cmake ccache pkg-config zlib1g-dev python3
   libeigen3-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
