@@ -126,7 +126,8 @@ def main():
                 pg.create_database(f"bench{n}")
                 store = pg.url(f"bench{n}")
             replicas = [fleet.Replica(f"b{i + 1}", store,
-                                      password_file if kind == "postgresql" else None)
+                                      password_file if kind == "postgresql" else None,
+                                      "--max-queued-jobs", str(args.jobs))
                         for i in range(count)]
             try:
                 row = drain(replicas, args.jobs)
