@@ -107,6 +107,14 @@ absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
   return absl::OkStatus();
 }
 
+absl::Status CheckEpochNumber(const v1::EpochMetrics& epoch) {
+  if (epoch.epoch() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epoch ", epoch.epoch(), "; need >= 1"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LeaseLost(const std::string& job_id) {
   return absl::AbortedError(absl::StrCat(
       "lease lost: job ", job_id,

@@ -43,6 +43,9 @@ Store::Checkpoints ReadCheckpoints(BlobStore& blobs, const std::string& job_id);
 // model (INVALID_ARGUMENT otherwise).
 absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model);
 
+// An epoch record's number: INVALID_ARGUMENT below 1.
+absl::Status CheckEpochNumber(const v1::EpochMetrics& epoch);
+
 // The errors every backend words the same way.
 absl::Status LeaseLost(const std::string& job_id);
 absl::Status JobNotFound(const std::string& job_id);

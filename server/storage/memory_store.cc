@@ -189,10 +189,7 @@ absl::Status MemoryStore::RecordEpoch(const Lease& lease,
                                       const v1::TrainingJob& job,
                                       const v1::EpochMetrics& epoch,
                                       absl::string_view checkpoint) {
-  if (epoch.epoch() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epoch ", epoch.epoch(), "; need >= 1"));
-  }
+  RETURN_IF_ERROR(CheckEpochNumber(epoch));
   {
     absl::MutexLock lock(&mu_);
     JobRow* row = Leased(lease);

@@ -578,10 +578,7 @@ absl::Status PostgresStore::RecordEpoch(const Lease& lease,
                                         const v1::TrainingJob& job,
                                         const v1::EpochMetrics& epoch,
                                         absl::string_view checkpoint) {
-  if (epoch.epoch() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epoch ", epoch.epoch(), "; need >= 1"));
-  }
+  RETURN_IF_ERROR(CheckEpochNumber(epoch));
   ASSIGN_OR_RETURN(const std::string epoch_proto, Serialize(epoch));
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
     RETURN_IF_ERROR(LockLeased(conn, lease));

@@ -716,10 +716,7 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
                                       const v1::TrainingJob& job,
                                       const v1::EpochMetrics& epoch,
                                       absl::string_view checkpoint) {
-  if (epoch.epoch() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epoch ", epoch.epoch(), "; need >= 1"));
-  }
+  RETURN_IF_ERROR(CheckEpochNumber(epoch));
   ASSIGN_OR_RETURN(const std::string blob, Serialize(epoch));
   return WithLease(lease, [&]() -> absl::Status {
     sqlite3* db = db_.get();

@@ -16,6 +16,9 @@ import time
 import unittest
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import digit_rows, field, wait_for  # noqa: E402
+
 BUILD = None
 
 
@@ -68,20 +71,6 @@ class Server:
             self.proc.stderr.close()
 
 
-def field(msg, name):
-    """A JSON field by its proto name or its lowerCamelCase JSON name."""
-    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
-    return msg.get(name, msg.get(camel))
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class WholeFlowTest(unittest.TestCase):
@@ -91,14 +80,9 @@ class WholeFlowTest(unittest.TestCase):
             try:
                 self.assertEqual(s.cli("health").returncode, 0)
                 # A small dataset: the first 400 digits as CSV (label first).
-                import gzip
-                src = os.path.join(os.path.dirname(__file__), "../../core/data/digits.csv.gz")
-                rows = gzip.open(src, "rt").read().splitlines()[:400]
                 csv = os.path.join(tmp, "small.csv")
                 with open(csv, "w") as f:
-                    for r in rows:
-                        cells = r.split(",")
-                        f.write(",".join([cells[-1]] + [str(int(c) / 16) for c in cells[:-1]]) + "\n")
+                    f.write("\n".join(digit_rows(400)) + "\n")
                 s.cli("datasets", "upload", csv, "--name", "small")
                 names = [field(d, "name") for d in s.json("datasets")[0]["datasets"]]
                 self.assertIn("digits", names)

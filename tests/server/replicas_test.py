@@ -20,7 +20,6 @@ with short leases (--lease-ttl 3, --heartbeat-interval 0.5).
 
 usage: replicas_test.py BUILD_DIR
 """
-import gzip
 import json
 import os
 import re
@@ -32,28 +31,15 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 from pg_cluster import PgCluster  # noqa: E402
+from testlib import digit_rows, field, wait_for  # noqa: E402
 
 BUILD = None
-SRC = os.path.join(os.path.dirname(__file__), "..", "..")
 LEASE = ["--lease-ttl", "3", "--heartbeat-interval", "0.5"]
 TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED")
 
 
-def field(msg, name):
-    """A JSON field by its proto name or its lowerCamelCase JSON name."""
-    camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
-    return msg.get(name, msg.get(camel))
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def cli(address, *args, check=True, timeout=120, input=None):
@@ -124,13 +110,7 @@ class FleetTest(unittest.TestCase):
         with open(cls.password_file, "w") as f:
             f.write(cls.pg.password + "\n")
         # Small datasets: "tiny" (100 digits) for short jobs.
-        rows = gzip.open(os.path.join(SRC, "core", "data", "digits.csv.gz"),
-                         "rt").read().splitlines()
-        cls.rows = []
-        for r in rows[:100]:
-            cells = r.split(",")
-            cls.rows.append(",".join([cells[-1]] + [str(int(c) / 16)
-                                                    for c in cells[:-1]]))
+        cls.rows = digit_rows(100)
         cls.tiny = os.path.join(cls.tmp.name, "tiny.csv")
         with open(cls.tiny, "w") as f:
             f.write("\n".join(cls.rows) + "\n")

@@ -6,7 +6,6 @@ step; every input row gets exactly one final answer.
 
 usage: stream_failover_test.py BUILD_DIR
 """
-import gzip
 import os
 import re
 import signal
@@ -16,6 +15,9 @@ import tempfile
 import time
 import unittest
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import digit_rows, wait_for  # noqa: E402
 
 BUILD = None
 ROWS = 10       # sequences streamed
@@ -78,15 +80,6 @@ class Server:
         self.proc.stderr.close()
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
 
 def bytes_waiting(port):
     """Bytes the kernel holds unread on the TCP connections accepted on
@@ -104,16 +97,6 @@ def bytes_waiting(port):
                 total += int(cells[4].split(":")[1], 16)
     return total
 
-
-def digit_rows(n):
-    """The first n digits as labelled CSV rows (label first), as e2e_test.py."""
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                       "../../core/data/digits.csv.gz")
-    out = []
-    for r in gzip.open(src, "rt").read().splitlines()[:n]:
-        cells = r.split(",")
-        out.append(",".join([cells[-1]] + [str(int(c) / 16) for c in cells[:-1]]))
-    return out
 
 
 # "sequence 4 (final, 64 steps): 7 (p=0.93, 15.2 pJ)"
