@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake ccache pkg-config zlib1g-dev python3
-  libeigen3-dev libabsl-dev
+  libeigen3-dev libabsl-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libsqlite3-dev libssl-dev openssl

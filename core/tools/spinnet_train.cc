@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/cli_flags.h"
 #include "core/dataset.h"
 #include "core/model_io.h"
 #include "core/status_macros.h"
@@ -27,6 +29,8 @@ namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
 void OnSigint(int) { g_interrupted = 1; }
 
+// The flags of the tool itself; the training settings come from core's
+// table (core/training_flags.h) via cli::AddTrainingFlags.
 struct ToolFlag {
   const char* name;
   const char* help;
@@ -35,7 +39,8 @@ struct ToolFlag {
 
 constexpr ToolFlag kToolFlags[] = {
     {"dataset", "'digits' (built in) or the path of a CSV file: one sequence "
-                "per line, label then K*d values (.csv or .csv.gz)", false},
+                "per line, label then K*d values (.csv or .csv.gz) "
+                "(default digits)", false},
     {"test-dataset", "CSV file to evaluate on instead of the fixed 80/20 "
                      "split of --dataset", false},
     {"input-dim", "values per time step d in CSV files (default 1)", false},
@@ -49,31 +54,7 @@ constexpr ToolFlag kToolFlags[] = {
               "e.g. --dt-in 0.5,1,2 --seeds 0-9", true},
     {"seeds", "sweep seeds: list and ranges, e.g. 0-9 or 1,5,7 "
               "(default: --seed)", false},
-    {"help", "show this help", true},
 };
-
-const ToolFlag* FindToolFlag(const std::string& name) {
-  for (const ToolFlag& f : kToolFlags) {
-    if (name == f.name) return &f;
-  }
-  return nullptr;
-}
-
-void PrintHelp() {
-  absl::PrintF(
-      "usage: spinnet-train [flags]\n"
-      "Trains a spin-torque-oscillator (or CTRNN) network by BPTT.\n\n");
-  for (const ToolFlag& f : kToolFlags) {
-    absl::PrintF("  --%-20s %s\n", f.name, f.help);
-  }
-  absl::PrintF("\ntraining settings (default in brackets):\n");
-  for (const TrainingFlag& f : TrainingFlags()) {
-    absl::PrintF("  --%-20s %s [%s]\n", f.name, f.help, DefaultsText(f));
-  }
-  absl::PrintF(
-      "\nExit status: 0 done, 1 runtime error, 2 bad flags, 130 "
-      "interrupted.\n");
-}
 
 // Parsed command line: flag name -> raw value (lists unparsed).
 struct CommandLine {
@@ -81,44 +62,31 @@ struct CommandLine {
   std::vector<std::string> order;  // training flags in the order given
 };
 
-absl::StatusOr<CommandLine> ParseCommandLine(int argc, char** argv) {
-  CommandLine cl;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg.rfind("--", 0) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument '", arg, "'; flags start with --"));
+// Parses argv into `cl`; nullopt to go on, else the exit status.
+std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* cl) {
+  CLI::App app(
+      "Trains a spin-torque-oscillator (or CTRNN) network by BPTT.\n"
+      "Exit status: 0 done, 1 runtime error, 2 bad flags, 130 interrupted.",
+      "spinnet-train");
+  cli::Setup(&app, /*root=*/true);
+  for (const ToolFlag& f : kToolFlags) {
+    const std::string name = absl::StrCat("--", f.name);
+    if (f.is_bool) {
+      app.add_flag(name, f.help)->disable_flag_override();
+    } else {
+      app.add_option(name, f.help)->type_name("VALUE");
     }
-    arg = arg.substr(2);
-    std::string name = arg, value;
-    const size_t eq = arg.find('=');
-    const bool has_value = eq != std::string::npos;
-    if (has_value) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    }
-    const ToolFlag* tool = FindToolFlag(name);
-    const TrainingFlag* train = FindTrainingFlag(name);
-    if (tool == nullptr && train == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag --", name, " (see --help)"));
-    }
-    const bool is_bool = tool ? tool->is_bool : train->is_bool;
-    if (!has_value && !is_bool) {
-      if (i + 1 >= argc) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("flag --", name, " needs a value"));
-      }
-      value = argv[++i];
-    }
-    if (cl.values.count(name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("flag --", name, " given twice"));
-    }
-    cl.values[name] = value;
-    if (train != nullptr) cl.order.push_back(name);
   }
-  return cl;
+  cli::AddTrainingFlags(&app, "Training settings");
+  if (auto exit = cli::Parse(&app, argc, argv, "spinnet-train")) return exit;
+  for (const ToolFlag& f : kToolFlags) {
+    if (auto v = cli::Value(app, f.name)) cl->values[f.name] = *v;
+  }
+  for (const auto& [name, value] : cli::TrainingSettings(app)) {
+    cl->values[name] = value;
+    cl->order.push_back(name);
+  }
+  return std::nullopt;
 }
 
 // "0-9" or "1,5,7" or mixtures.
@@ -332,13 +300,8 @@ int RunSweepCommand(const CommandLine& cl, const TrainingSpec& spec,
 }
 
 int Main(int argc, char** argv) {
-  auto parsed = ParseCommandLine(argc, argv);
-  if (!parsed.ok()) return Fail(2, parsed.status());
-  const CommandLine& cl = *parsed;
-  if (cl.values.count("help")) {
-    PrintHelp();
-    return 0;
-  }
+  CommandLine cl;
+  if (auto exit = ParseCommandLine(argc, argv, &cl)) return *exit;
   const bool json = cl.values.count("json") > 0;
   const bool sweep = cl.values.count("sweep") > 0;
   const bool resume = cl.values.count("resume") > 0;

@@ -1,5 +1,5 @@
-// spinnet-server: the gRPC service with its embedded store. --help lists
-// the flags.
+// spinnet-server: the gRPC service, one server on its SQLite store or one of
+// many replicas on PostgreSQL. --help lists the flags.
 #include <csignal>
 #include <cstdio>
 #include <functional>
@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/cli_flags.h"
 #include "server/app/server.h"
 
 namespace spinnet::server {
@@ -102,53 +103,70 @@ const std::vector<Flag>& Flags() {
   return *flags;
 }
 
-int Usage(const std::string& error) {
-  std::fprintf(stderr, "spinnet-server: %s\n", error.c_str());
-  return 2;
+// Each flag's default, as help shows it ("" for none).
+std::string DefaultOf(const std::string& name) {
+  const ServerOptions d;
+  const auto seconds = [](absl::Duration t) {
+    return absl::StrFormat("%g", absl::ToDoubleSeconds(t));
+  };
+  if (name == "listen") return d.listen;
+  if (name == "metrics-listen") return d.metrics_listen;
+  if (name == "data-dir") return d.data_dir;
+  if (name == "training-workers") return absl::StrCat(d.training_workers);
+  if (name == "max-streams") return absl::StrCat(d.max_streams);
+  if (name == "max-queued-jobs") return absl::StrCat(d.max_queued_jobs);
+  if (name == "max-message-bytes") return absl::StrCat(d.max_message_bytes);
+  if (name == "max-dataset-bytes") return absl::StrCat(d.max_dataset_bytes);
+  if (name == "stream-idle-timeout") return seconds(d.stream_idle_timeout);
+  if (name == "lease-ttl") return seconds(d.lease_ttl);
+  if (name == "heartbeat-interval") return seconds(d.heartbeat_interval);
+  if (name == "max-attempts") return absl::StrCat(d.max_attempts);
+  if (name == "max-connection-age") return seconds(d.max_connection_age);
+  if (name == "shutdown-grace") return "5";
+  return "";
 }
 
 int Main(int argc, char** argv) {
   ServerOptions options;
   absl::Duration grace = absl::Seconds(5);
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::printf("usage: spinnet-server [flags]\n\n");
-      const ServerOptions d;
-      for (const Flag& f : Flags()) std::printf("  --%-24s %s\n", f.name, f.help);
-      std::printf(
-          "\ndefaults: --listen %s --metrics-listen %s --data-dir %s "
-          "--training-workers %d --max-streams %d --max-queued-jobs %d "
-          "--max-message-bytes %d --stream-idle-timeout 60 --shutdown-grace 5 "
-          "--lease-ttl %g --heartbeat-interval %g --max-attempts %d "
-          "--max-connection-age %g\n",
-          d.listen.c_str(), d.metrics_listen.c_str(), d.data_dir.c_str(),
-          d.training_workers, d.max_streams, d.max_queued_jobs,
-          d.max_message_bytes, absl::ToDoubleSeconds(d.lease_ttl),
-          absl::ToDoubleSeconds(d.heartbeat_interval), d.max_attempts,
-          absl::ToDoubleSeconds(d.max_connection_age));
-      return 0;
-    }
-    if (arg.rfind("--", 0) != 0) return Usage("unexpected argument " + arg);
-    std::string name = arg.substr(2), value;
-    const size_t eq = name.find('=');
-    bool has_value = eq != std::string::npos;
-    if (has_value) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    const Flag* flag = nullptr;
+  {
+    // The flags come from the table above; CLI11 (core/cli_flags.h) parses.
+    CLI::App app("The spinnet gRPC service: one server on its SQLite store, "
+                 "or one of many replicas on PostgreSQL.",
+                 "spinnet-server");
+    cli::Setup(&app, /*root=*/true);
     for (const Flag& f : Flags()) {
-      if (name == f.name) flag = &f;
+      const std::string name = absl::StrCat("--", f.name);
+      const std::string dflt = DefaultOf(f.name);
+      const std::string help =
+          dflt.empty() ? f.help : absl::StrCat(f.help, " (default ", dflt, ")");
+      if (f.is_bool) {
+        app.add_flag(name, help)->disable_flag_override();
+      } else {
+        // As before: a flag given twice takes its last value.
+        app.add_option(name, help)
+            ->type_name("VALUE")
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+      }
     }
-    if (flag == nullptr) return Usage("unknown flag --" + name + " (see --help)");
-    if (!has_value && !flag->is_bool) {
-      if (i + 1 >= argc) return Usage("flag --" + name + " needs a value");
-      value = argv[++i];
+    if (auto exit = cli::Parse(&app, argc, argv, "spinnet-server")) {
+      return *exit;
     }
-    const bool ok = flag->set ? flag->set(value, &options)
-                              : ParseSeconds(value, &grace);
-    if (!ok) return Usage("bad value '" + value + "' for --" + name);
+    for (const CLI::Option* o : app.parse_order()) {
+      const std::string name = o->get_name(false, true).substr(2);
+      const Flag* flag = nullptr;
+      for (const Flag& f : Flags()) {
+        if (name == f.name) flag = &f;
+      }
+      if (flag == nullptr) continue;  // --help, --version
+      const std::string value = o->results().empty() ? "" : o->results().back();
+      const bool ok = flag->set ? flag->set(value, &options)
+                                : ParseSeconds(value, &grace);
+      if (!ok) {
+        return cli::UsageError("spinnet-server",
+                               "bad value '" + value + "' for --" + name);
+      }
+    }
   }
 
   // SIGTERM/SIGINT are taken by a waiting thread, not a handler, so the

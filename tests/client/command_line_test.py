@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""The command-line rules shared by spinnet-server, spinnet and spinnet-train,
+and the shell completion of `spinnet`. No server is started.
+
+usage: command_line_test.py BUILD_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+BUILD = None
+
+
+def programs():
+    return {
+        "spinnet-server": os.path.join(BUILD, "server", "spinnet-server"),
+        "spinnet": os.path.join(BUILD, "client", "spinnet"),
+        "spinnet-train": os.path.join(BUILD, "core", "spinnet-train"),
+    }
+
+
+def run(program, *args):
+    return subprocess.run([programs()[program], *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def project_version():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..",
+                           "CMakeLists.txt")) as f:
+        return re.search(r"project\(spinnet VERSION ([0-9.]+)", f.read()).group(1)
+
+
+class RulesTest(unittest.TestCase):
+    def assert_usage_error(self, program, args, message):
+        r = run(program, *args)
+        self.assertEqual(r.returncode, 2, (program, args, r.stderr))
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith(program + ": "), lines[0])
+        self.assertIn(message, lines[0])
+
+    def test_version_on_all_three(self):
+        for program in programs():
+            r = run(program, "--version")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.strip(), "spinnet " + project_version())
+
+    def test_unknown_flags_and_missing_values(self):
+        for program in programs():
+            self.assert_usage_error(program, ["--bogus"], "unknown flag --bogus")
+            self.assert_usage_error(program, ["--bogus=1"], "unknown flag --bogus")
+        self.assert_usage_error("spinnet-server", ["--listen"], "needs a value")
+        self.assert_usage_error("spinnet-train", ["--epochs"], "needs a value")
+        self.assert_usage_error("spinnet", ["jobs", "--state"], "needs a value")
+        self.assert_usage_error("spinnet", ["jobs", "--bogus"], "unknown flag")
+        self.assert_usage_error("spinnet", ["nosuchcommand"], "unexpected argument")
+        self.assert_usage_error("spinnet", ["job"], "usage: spinnet job ID")
+        self.assert_usage_error("spinnet", ["train", "--dataset", "d"],
+                                "needs --model")
+
+    def test_equals_and_space_forms_are_the_same(self):
+        # The same bad value, given both ways, is the same error.
+        cases = [
+            ("spinnet-server", "lease-ttl", "-1", "bad value '-1'"),
+            ("spinnet-train", "lr", "abc", "'abc' is not a number"),
+            ("spinnet", "timeout", "0", "not a positive number of seconds"),
+        ]
+        for program, flag, value, message in cases:
+            prefix = ["jobs"] if program == "spinnet" else []
+            self.assert_usage_error(program, prefix + [f"--{flag}={value}"], message)
+            self.assert_usage_error(program, prefix + [f"--{flag}", value], message)
+        # Training flags read the same in `spinnet train` and spinnet-train.
+        for form in (["--dt-in=abc"], ["--dt-in", "abc"]):
+            self.assert_usage_error("spinnet-train", form, "not a number")
+        r = run("spinnet", "--server=127.0.0.1:1", "--timeout", "0.5", "train",
+                "--dataset=digits", "--model", "m", "--dt-in=abc")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("dt-in", r.stderr)
+
+    def test_switches_take_no_value_and_flags_once(self):
+        self.assert_usage_error("spinnet-server", ["--reflection=1"], "takes no value")
+        self.assert_usage_error("spinnet", ["jobs", "--json=1"], "takes no value")
+        self.assert_usage_error("spinnet-train", ["--epochs", "1", "--epochs=2"],
+                                "given twice")
+
+    def test_help_lists_every_flag_with_units_and_defaults(self):
+        r = run("spinnet-server", "--help")
+        self.assertEqual(r.returncode, 0)
+        for flag in ["--listen", "--metrics-listen", "--store", "--data-dir",
+                     "--training-workers", "--lease-ttl", "--shutdown-grace",
+                     "--max-connection-age-grace", "--reflection"]:
+            self.assertIn(flag, r.stdout)
+        self.assertIn("(default 127.0.0.1:50051)", r.stdout)
+        self.assertIn("[s] (default 15)", r.stdout)
+        train = run("spinnet-train", "--help").stdout
+        client_train = run("spinnet", "train", "--help").stdout
+        # Every training flag reads the same in both.
+        section = train.split("Training settings:")[1]
+        training = [l.strip() for l in section.splitlines()
+                    if l.strip().startswith("--")]
+        self.assertGreater(len(training), 25)
+        for line in training:
+            self.assertIn(line, client_train)
+        self.assertIn("[ns] (default 1; ctrnn 5)", client_train)
+        top = run("spinnet", "--help")
+        self.assertEqual(top.returncode, 0)
+        for command in ["train", "jobs", "datasets", "models", "classify",
+                        "stream", "metrics", "health", "completion"]:
+            self.assertIn(command, top.stdout)
+        for command in [["datasets", "upload"], ["stream"], ["classify"],
+                        ["models", "delete"], ["watch"]]:
+            r = run("spinnet", *command, "--help")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("usage: spinnet " + " ".join(command), r.stdout)
+            self.assertIn("--server", r.stdout)
+
+
+class CompletionTest(unittest.TestCase):
+    def complete(self, *words):
+        """COMPREPLY of the generated script in a real bash for `words`, the
+        last one being completed."""
+        script = run("spinnet", "completion", "bash")
+        self.assertEqual(script.returncode, 0, script.stderr)
+        quoted = " ".join("'%s'" % w for w in ["spinnet", *words])
+        program = (
+            'eval "$(cat)"\n'
+            'complete -p spinnet >/dev/null || exit 3\n'
+            'func=$(complete -p spinnet | sed -E "s/.*-F ([^ ]+).*/\\1/")\n'
+            f"COMP_WORDS=({quoted}); COMP_CWORD={len(words)}\n"
+            'COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}\n'
+            '"$func" spinnet "${COMP_WORDS[COMP_CWORD]}" '
+            '"${COMP_WORDS[COMP_CWORD-1]}"\n'
+            'printf "%s\\n" "${COMPREPLY[@]}"\n')
+        r = subprocess.run(["bash", "--norc", "--noprofile", "-c", program],
+                           input=script.stdout, capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.split()
+
+    def test_completes_commands(self):
+        self.assertEqual(self.complete("da"), ["datasets"])
+        self.assertIn("stream", self.complete("st"))
+        self.assertEqual(self.complete("datasets", "up"), ["upload"])
+        self.assertEqual(self.complete("--json", "models", "d"), ["delete"])
+        self.assertEqual(self.complete("completion", "z"), ["zsh"])
+
+    def test_completes_flags_of_the_command(self):
+        self.assertEqual(self.complete("train", "--dt"), ["--dt-in"])
+        self.assertIn("--sequences", self.complete("stream", "--s"))
+        self.assertNotIn("--sequences", self.complete("classify", "--s"))
+        self.assertIn("--server", self.complete("--s"))
+        self.assertEqual(self.complete("datasets", "upload", "--input"),
+                         ["--input-dim"])
+
+    def test_zsh_script_is_generated_too(self):
+        r = run("spinnet", "completion", "zsh")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("bashcompinit", r.stdout)
+        self.assertIn("datasets", r.stdout)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    BUILD = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=2)
