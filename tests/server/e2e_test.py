@@ -17,7 +17,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import digit_rows, field, wait_for  # noqa: E402
+from testlib import Server as ServerProcess, digit_rows, field, wait_for  # noqa: E402
 
 BUILD = None
 
@@ -30,45 +30,10 @@ def cli_bin():
     return os.path.join(BUILD, "client", "spinnet")
 
 
-class Server:
-    """A spinnet-server process on free ports in `data_dir`."""
+def Server(data_dir, *extra):
+    """A server on its own SQLite data dir."""
+    return ServerProcess(BUILD, "--data-dir", data_dir, *extra)
 
-    def __init__(self, data_dir, *extra):
-        self.proc = subprocess.Popen(
-            [server_bin(), "--listen", "127.0.0.1:0", "--metrics-listen",
-             "127.0.0.1:0", "--data-dir", data_dir, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (\S+?),.*metrics on http://(\S+?)/metrics", line)
-        if not m:
-            self.proc.kill()
-            raise AssertionError("server did not start: " + line +
-                                 self.proc.stderr.read())
-        self.address, self.metrics = m.group(1), m.group(2)
-
-    def cli(self, *args, check=True, token_file=None, timeout=300):
-        cmd = [cli_bin(), "--server", self.address, *args]
-        if token_file:
-            cmd += ["--token-file", token_file]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr}")
-        return r
-
-    def json(self, *args):
-        out = self.cli("--json", *args).stdout
-        return [json.loads(l) for l in out.splitlines() if l.strip()]
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stdout.close()
-            self.proc.stderr.close()
 
 
 

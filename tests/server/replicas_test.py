@@ -33,7 +33,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from pg_cluster import PgCluster  # noqa: E402
-from testlib import digit_rows, field, wait_for  # noqa: E402
+from testlib import Server, digit_rows, field, wait_for  # noqa: E402
 
 BUILD = None
 LEASE = ["--lease-ttl", "3", "--heartbeat-interval", "0.5"]
@@ -57,43 +57,20 @@ def cli_json(address, *args):
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-class Replica:
-    """A spinnet-server process on the shared store."""
+class Replica(Server):
+    """A spinnet-server process on the shared store, named `name` in leases,
+    its log kept in a temporary file."""
 
     def __init__(self, name, store, password_file, *extra):
         self.name = name
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            [os.path.join(BUILD, "server", "spinnet-server"), "--listen",
-             "127.0.0.1:0", "--metrics-listen", "", "--store", store,
-             *(["--store-password-file", password_file] if password_file else []),
-             "--worker-name", name, *LEASE, *extra],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (\S+?),", line)
-        if not m:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"{name} did not start: {line}{self.logs()}")
-        self.address = m.group(1)
-
-    def logs(self):
-        self.log.seek(0)
-        return self.log.read()
+        super().__init__(
+            BUILD, "--store", store,
+            *(["--store-password-file", password_file] if password_file else []),
+            "--worker-name", name, *LEASE, *extra,
+            log=tempfile.TemporaryFile(mode="w+"))
 
     def send(self, sig):
         self.proc.send_signal(sig)
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stdout.close()
 
 
 class FleetTest(unittest.TestCase):

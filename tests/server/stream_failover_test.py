@@ -17,43 +17,22 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testlib import digit_rows, wait_for  # noqa: E402
+from testlib import Server as ServerProcess, digit_rows, wait_for  # noqa: E402
 
 BUILD = None
 ROWS = 10       # sequences streamed
 FROZEN_ROW = 4  # sent while its replica is frozen, then restarted elsewhere
 
 
-def server_bin():
-    return os.path.join(BUILD, "server", "spinnet-server")
-
-
 def cli_bin():
     return os.path.join(BUILD, "client", "spinnet")
 
 
-class Server:
-    """A spinnet-server process on free ports in `data_dir`."""
+class Server(ServerProcess):
+    """A server on its own SQLite data dir."""
 
     def __init__(self, data_dir):
-        self.proc = subprocess.Popen(
-            [server_bin(), "--listen", "127.0.0.1:0", "--metrics-listen",
-             "127.0.0.1:0", "--data-dir", data_dir],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (\S+?),.*metrics on http://(\S+?)/metrics", line)
-        if not m:
-            self.proc.kill()
-            raise AssertionError("server did not start: " + line +
-                                 self.proc.stderr.read())
-        self.address, self.metrics = m.group(1), m.group(2)
-
-    def cli(self, *args, timeout=120):
-        r = subprocess.run([cli_bin(), "--server", self.address, *args],
-                           capture_output=True, text=True, timeout=timeout)
-        if r.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr}")
-        return r
+        super().__init__(BUILD, "--data-dir", data_dir)
 
     def streams_active(self):
         body = urllib.request.urlopen(f"http://{self.metrics}/metrics",
@@ -66,19 +45,6 @@ class Server:
             self.proc.send_signal(sig)
         if sig == signal.SIGKILL:
             self.proc.wait(timeout=30)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # in case it is frozen
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
 
 
 def bytes_waiting(port):
