@@ -107,6 +107,15 @@ absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> Serialize(const google::protobuf::MessageLite& m) {
+  std::string out;
+  if (!m.SerializeToString(&out)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        m.GetTypeName(), " does not serialize (", m.ByteSizeLong(), " bytes)"));
+  }
+  return out;
+}
+
 absl::Status CheckEpochNumber(const v1::EpochMetrics& epoch) {
   if (epoch.epoch() < 1) {
     return absl::InvalidArgumentError(

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message_lite.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "server/storage/store.h"
 #include "spinnet/v1/training.pb.h"
@@ -42,6 +43,10 @@ Store::Checkpoints ReadCheckpoints(BlobStore& blobs, const std::string& job_id);
 // FinishJob's argument: a final state, and a SUCCEEDED job comes with its
 // model (INVALID_ARGUMENT otherwise).
 absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model);
+
+// A record as the bytes a backend stores; INVALID_ARGUMENT if it cannot be
+// serialized (over 2 GiB).
+absl::StatusOr<std::string> Serialize(const google::protobuf::MessageLite& m);
 
 // An epoch record's number: INVALID_ARGUMENT below 1.
 absl::Status CheckEpochNumber(const v1::EpochMetrics& epoch);

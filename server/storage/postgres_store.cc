@@ -102,15 +102,6 @@ constexpr char kJobColumns[] = "id, proto, revision, cancel_requested";
 // ... and of a blob row (see VerifiedBlob).
 constexpr char kBlobColumns[] = "key, sha256, bytes";
 
-absl::StatusOr<std::string> Serialize(const google::protobuf::MessageLite& m) {
-  std::string out;
-  if (!m.SerializeToString(&out)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        m.GetTypeName(), " does not serialize (", m.ByteSizeLong(), " bytes)"));
-  }
-  return out;
-}
-
 template <typename M>
 absl::StatusOr<M> Parse(absl::string_view bytes, absl::string_view table,
                         absl::string_view key) {

@@ -294,15 +294,6 @@ class Transaction {
   sqlite3* db_;
 };
 
-absl::StatusOr<std::string> Serialize(const google::protobuf::MessageLite& m) {
-  std::string out;
-  if (!m.SerializeToString(&out)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        m.GetTypeName(), " does not serialize (", m.ByteSizeLong(), " bytes)"));
-  }
-  return out;
-}
-
 // The job of the current row of a statement that selected kJobColumns.
 absl::StatusOr<v1::TrainingJob> ParseJob(Statement& stmt) {
   ASSIGN_OR_RETURN(v1::TrainingJob job, stmt.ParseRow<v1::TrainingJob>("jobs"));
@@ -559,26 +550,30 @@ absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
     ASSIGN_OR_RETURN(const int64_t queued,
                      CountRows(db, "SELECT count(*) FROM jobs WHERE state = 1"));
     if (queued >= max_queued) return QueueFull(max_queued);
+    ASSIGN_OR_RETURN(const int64_t revision,
+                     Bump(db, "counters", "value", "revision"));
     ASSIGN_OR_RETURN(
         Statement stmt,
         Statement::Prepare(db,
                            "INSERT INTO jobs (id, request_id, state, create_us, "
-                           "proto) VALUES (?1, ?2, ?3, ?4, ?5)"));
+                           "proto, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
     stmt.BindText(1, job.id());
     stmt.BindTextOrNull(2, job.request_id());
     stmt.BindInt(3, job.state());
     stmt.BindInt(4, ToMicros(job.create_time()));
     stmt.BindBlob(5, blob);
+    stmt.BindInt(6, revision);
     const absl::Status inserted = stmt.Run();
     if (stmt.result_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
       return absl::AlreadyExistsError(
           absl::StrCat("job ", Quoted(job.id()), " already exists"));
     }
     RETURN_IF_ERROR(inserted);
-    RETURN_IF_ERROR(WriteJob(db, job));  // its first revision
-    ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> stored, FindJob(db, job.id()));
     RETURN_IF_ERROR(txn.Commit());
-    out = Inserted{*std::move(stored), true};
+    v1::TrainingJob stored = job;
+    stored.set_revision(revision);
+    stored.set_cancel_requested(false);
+    out = Inserted{std::move(stored), true};
   }
   Notify(job.id());
   return out;
