@@ -10,6 +10,7 @@ with short leases (--lease-ttl 3, --heartbeat-interval 0.5).
   - 3 replicas drain a few hundred short jobs: each once, on attempt 1
   - SIGTERM with jobs in flight: released and resumed elsewhere; a job still
     in a long batch at the end of the grace period is left to its lease
+  - a replica down for 0 and 20 s: the job list is unchanged
   - pg_ctl stop -m immediate and start mid-run: health NOT_SERVING, then
     replicas recover by themselves; nothing stays RUNNING
   - a poison job (its worker dies on every attempt) ends FAILED
@@ -292,6 +293,30 @@ class StoreOutageTest(FleetTest):
         self.assertEqual(after, {field(j, "id") for j in before})
         for r in (a, b):
             self.assertIsNone(r.proc.poll(), f"{r.name} exited")
+
+
+class ReplicaDownTest(FleetTest):
+    def test_a_replica_down_for_0_and_20_s_changes_nothing_in_the_job_list(self):
+        a, b = self.start("r1"), self.start("r2")
+        cli(a.address, "datasets", "upload", self.tiny, "--name", "tiny")
+        for i in range(4):
+            cli(a.address, "train", "--dataset", "tiny", "--model", "d",
+                "--epochs", "1", "--layers", "1", "--neurons", "4")
+
+        def snapshot(address):
+            jobs = self.all_jobs(address)
+            if any(field(j, "state") not in TERMINAL for j in jobs):
+                return None
+            return sorted((field(j, "id"), field(j, "state"), field(j, "attempt"),
+                           field(j, "model_version")) for j in jobs)
+        before = wait_for(lambda: snapshot(b.address), 60, "the jobs to end")
+        self.assertEqual(len(before), 4)
+        for down in (0, 20):
+            a.stop(signal.SIGKILL)
+            time.sleep(down)
+            self.assertEqual(snapshot(b.address), before, f"down {down} s")
+            a = self.start("r1")
+            self.assertEqual(snapshot(a.address), before, f"after {down} s down")
 
 
 class AcrossReplicasTest(FleetTest):
