@@ -7,7 +7,10 @@
 #include <mutex>
 #include <thread>
 
+#include <set>
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 #include "core/trainer.h"
 
@@ -21,17 +24,83 @@ double Quantile(std::vector<double> v, double q) {
   return v[lo] + (pos - lo) * (v[hi] - v[lo]);
 }
 
-absl::StatusOr<std::vector<SweepPointResult>> RunSweep(
+void SplitSweepSettings(const std::vector<Setting>& settings,
+                        std::vector<Setting>* fixed,
+                        std::vector<SweepAxis>* axes) {
+  for (const auto& [flag, value] : settings) {
+    if (value.find(',') == std::string::npos) {
+      fixed->emplace_back(flag, value);
+    } else {
+      axes->push_back({flag, absl::StrSplit(value, ',')});
+    }
+  }
+}
+
+absl::StatusOr<std::vector<uint64_t>> ParseSeeds(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  std::set<uint64_t> seen;
+  const auto add = [&](uint64_t seed) -> absl::Status {
+    if (!seen.insert(seed).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("seeds: ", seed, " appears twice"));
+    }
+    if (seeds.size() == kMaxSweepSeeds) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("seeds: more than ", kMaxSweepSeeds));
+    }
+    seeds.push_back(seed);
+    return absl::OkStatus();
+  };
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    std::vector<std::string> range = absl::StrSplit(part, '-');
+    uint64_t lo, hi;
+    if (range.size() == 1 && absl::SimpleAtoi(range[0], &lo)) {
+      RETURN_IF_ERROR(add(lo));
+    } else if (range.size() == 2 && absl::SimpleAtoi(range[0], &lo) &&
+               absl::SimpleAtoi(range[1], &hi) && lo <= hi) {
+      for (uint64_t s = lo; s <= hi && s >= lo; ++s) RETURN_IF_ERROR(add(s));
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "seeds: '", part, "' is not a seed or a range a-b with a <= b"));
+    }
+  }
+  return seeds;
+}
+
+absl::StatusOr<std::vector<SweepPoint>> ExpandSweep(
     const std::vector<Setting>& fixed, const std::vector<SweepAxis>& axes,
-    const std::vector<uint64_t>& seeds, const Dataset& train_data,
-    const Dataset& test_data, int threads,
-    const std::function<void(int, int)>& on_run_done) {
-  if (seeds.empty()) return absl::InvalidArgumentError("no seeds to sweep");
-  // Expand the grid and check every point before training anything.
-  std::vector<SweepPointResult> points(1);
+    const Dataset& train) {
+  int64_t size = 1;
+  std::set<std::string> flags;
   for (const SweepAxis& axis : axes) {
-    std::vector<SweepPointResult> next;
-    for (const SweepPointResult& point : points) {
+    if (FindTrainingFlag(axis.flag) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("axes: unknown flag --", axis.flag));
+    }
+    if (!flags.insert(axis.flag).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("axes: --", axis.flag, " is an axis twice"));
+    }
+    if (axis.values.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("axes: --", axis.flag, " has no values"));
+    }
+    size *= static_cast<int64_t>(axis.values.size());
+    if (size > kMaxSweepPoints) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "axes: the grid has more than ", kMaxSweepPoints, " points"));
+    }
+  }
+  for (const auto& [flag, value] : fixed) {
+    if (flags.count(flag)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fixed: --", flag, " is also an axis; give it one place"));
+    }
+  }
+  std::vector<SweepPoint> points(1);
+  for (const SweepAxis& axis : axes) {
+    std::vector<SweepPoint> next;
+    for (const SweepPoint& point : points) {
       for (const std::string& value : axis.values) {
         next.push_back(point);
         next.back().settings.emplace_back(axis.flag, value);
@@ -39,19 +108,35 @@ absl::StatusOr<std::vector<SweepPointResult>> RunSweep(
     }
     points = std::move(next);
   }
-  std::vector<TrainingSpec> specs;
-  for (const SweepPointResult& point : points) {
+  for (SweepPoint& point : points) {
     std::vector<Setting> settings = fixed;
     settings.insert(settings.end(), point.settings.begin(),
                     point.settings.end());
-    ASSIGN_OR_RETURN(TrainingSpec spec, MakeTrainingSpec(settings));
-    spec.network.input_dim = train_data.input_dim;
-    spec.network.num_classes = static_cast<int>(train_data.class_labels.size());
-    spec.train.threads = 1;
-    RETURN_IF_ERROR(StartTraining(spec.network, spec.device, spec.train,
-                                  train_data)
+    ASSIGN_OR_RETURN(point.spec, MakeTrainingSpec(settings));
+    point.spec.network.input_dim = train.input_dim;
+    point.spec.network.num_classes =
+        static_cast<int>(train.class_labels.size());
+    point.spec.train.threads = 1;
+    RETURN_IF_ERROR(StartTraining(point.spec.network, point.spec.device,
+                                  point.spec.train, train)
                         .status());
-    specs.push_back(spec);
+  }
+  return points;
+}
+
+absl::StatusOr<std::vector<SweepPointResult>> RunSweep(
+    const std::vector<Setting>& fixed, const std::vector<SweepAxis>& axes,
+    const std::vector<uint64_t>& seeds, const Dataset& train_data,
+    const Dataset& test_data, int threads,
+    const std::function<void(int, int)>& on_run_done) {
+  if (seeds.empty()) return absl::InvalidArgumentError("no seeds to sweep");
+  ASSIGN_OR_RETURN(const std::vector<SweepPoint> grid,
+                   ExpandSweep(fixed, axes, train_data));
+  std::vector<SweepPointResult> points(grid.size());
+  std::vector<TrainingSpec> specs;
+  for (size_t p = 0; p < grid.size(); ++p) {
+    points[p].settings = grid[p].settings;
+    specs.push_back(grid[p].spec);
   }
   for (auto& p : points) p.test_accuracies.assign(seeds.size(), 0);
   std::vector<std::vector<double>> drives(points.size(),

@@ -89,26 +89,6 @@ std::optional<int> ParseCommandLine(int argc, char** argv, CommandLine* cl) {
   return std::nullopt;
 }
 
-// "0-9" or "1,5,7" or mixtures.
-absl::StatusOr<std::vector<uint64_t>> ParseSeeds(const std::string& text) {
-  std::vector<uint64_t> seeds;
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
-    std::vector<std::string> range = absl::StrSplit(part, '-');
-    uint64_t lo, hi;
-    if (range.size() == 1 && absl::SimpleAtoi(range[0], &lo)) {
-      seeds.push_back(lo);
-    } else if (range.size() == 2 && absl::SimpleAtoi(range[0], &lo) &&
-               absl::SimpleAtoi(range[1], &hi) && lo <= hi &&
-               hi - lo < 100000) {
-      for (uint64_t s = lo; s <= hi; ++s) seeds.push_back(s);
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--seeds: '", part, "' is not a seed or a range a-b"));
-    }
-  }
-  return seeds;
-}
-
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
@@ -224,17 +204,15 @@ int Fail(int code, const absl::Status& s) {
 int RunSweepCommand(const CommandLine& cl, const TrainingSpec& spec,
                     const DatasetSplit& data, bool json) {
   // Flags with a list of values are the grid's axes; the others hold.
-  std::vector<Setting> fixed;
-  std::vector<SweepAxis> axes;
+  std::vector<Setting> settings;
   for (const std::string& name : cl.order) {
-    const std::string& value = cl.values.at(name);
-    if (name == "seed" || name == "threads") continue;
-    if (value.find(',') == std::string::npos) {
-      fixed.emplace_back(name, value);
-    } else {
-      axes.push_back({name, absl::StrSplit(value, ',')});
+    if (name != "seed" && name != "threads") {
+      settings.emplace_back(name, cl.values.at(name));
     }
   }
+  std::vector<Setting> fixed;
+  std::vector<SweepAxis> axes;
+  SplitSweepSettings(settings, &fixed, &axes);
   std::vector<uint64_t> seeds = {spec.train.seed};
   if (cl.values.count("seeds")) {
     auto parsed = ParseSeeds(cl.values.at("seeds"));

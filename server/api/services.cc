@@ -105,6 +105,69 @@ grpc::Status TrainingServiceImpl::WatchTrainingJob(
   });
 }
 
+grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* ctx,
+                                           const v1::SubmitSweepRequest* req,
+                                           v1::Sweep* resp) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, sweeps_->Submit(*req));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* ctx,
+                                        const v1::GetSweepRequest* req,
+                                        v1::Sweep* resp) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, sweeps_->Get(req->sweep_id()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* ctx,
+                                          const v1::ListSweepsRequest* req,
+                                          v1::ListSweepsResponse* resp) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, sweeps_->List(*req));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* ctx,
+                                           const v1::CancelSweepRequest* req,
+                                           v1::Sweep* resp) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*resp, sweeps_->Cancel(req->sweep_id()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status SweepServiceImpl::WatchSweep(
+    grpc::ServerContext* ctx, const v1::WatchSweepRequest* req,
+    grpc::ServerWriter<v1::Sweep>* writer) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    int64_t revision = 0;
+    v1::SweepState state = v1::SWEEP_STATE_UNSPECIFIED;
+    for (;;) {
+      if (ctx->IsCancelled()) {
+        return absl::CancelledError("watch cancelled by the client");
+      }
+      // Wake up regularly to notice a client that went away.
+      ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
+                       sweeps_->WaitForChange(req->sweep_id(), revision, state,
+                                              absl::Now() + absl::Seconds(1)));
+      if (!sweep.has_value()) continue;
+      revision = sweep->revision();
+      state = sweep->state();
+      if (!writer->Write(*sweep)) {
+        return absl::CancelledError("watcher went away");
+      }
+      if (state == v1::SWEEP_STATE_DONE || state == v1::SWEEP_STATE_CANCELLED) {
+        return absl::OkStatus();
+      }
+    }
+  });
+}
+
 grpc::Status DatasetServiceImpl::UploadDataset(
     grpc::ServerContext* ctx,
     grpc::ServerReader<v1::UploadDatasetRequest>* reader, v1::Dataset* resp) {

@@ -1,4 +1,5 @@
-// The gRPC handlers of the training, dataset, model and metrics services:
+// The gRPC handlers of the training, sweep, dataset, model and metrics
+// services:
 // each checks auth, converts the request, calls one gRPC-free function and
 // converts the status once (api::ToGrpcStatus). Streaming inference is in
 // inference_service.h.
@@ -11,10 +12,12 @@
 #include "server/api/auth.h"
 #include "server/catalog/registry.h"
 #include "server/jobs/job_queue.h"
+#include "server/jobs/sweep_queue.h"
 #include "server/storage/store.h"
 #include "spinnet/v1/dataset.grpc.pb.h"
 #include "spinnet/v1/metrics.grpc.pb.h"
 #include "spinnet/v1/model.grpc.pb.h"
+#include "spinnet/v1/sweep.grpc.pb.h"
 #include "spinnet/v1/training.grpc.pb.h"
 
 namespace spinnet::server {
@@ -42,6 +45,32 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
 
  private:
   JobQueue* jobs_;
+  const TokenAuthorizer* auth_;
+};
+
+class SweepServiceImpl final : public v1::SweepService::Service {
+ public:
+  SweepServiceImpl(SweepQueue* sweeps, const TokenAuthorizer* auth)
+      : sweeps_(sweeps), auth_(auth) {}
+
+  grpc::Status SubmitSweep(grpc::ServerContext* ctx,
+                           const v1::SubmitSweepRequest* req,
+                           v1::Sweep* resp) override;
+  grpc::Status GetSweep(grpc::ServerContext* ctx,
+                        const v1::GetSweepRequest* req,
+                        v1::Sweep* resp) override;
+  grpc::Status ListSweeps(grpc::ServerContext* ctx,
+                          const v1::ListSweepsRequest* req,
+                          v1::ListSweepsResponse* resp) override;
+  grpc::Status CancelSweep(grpc::ServerContext* ctx,
+                           const v1::CancelSweepRequest* req,
+                           v1::Sweep* resp) override;
+  grpc::Status WatchSweep(grpc::ServerContext* ctx,
+                          const v1::WatchSweepRequest* req,
+                          grpc::ServerWriter<v1::Sweep>* writer) override;
+
+ private:
+  SweepQueue* sweeps_;
   const TokenAuthorizer* auth_;
 };
 

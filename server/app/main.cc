@@ -54,6 +54,11 @@ const std::vector<Flag>& Flags() {
        [](const std::string& v, O* o) { return ParseInt(v, &o->max_streams); }},
       {"max-queued-jobs", "jobs waiting before submits are refused", false,
        [](const std::string& v, O* o) { return ParseInt(v, &o->max_queued_jobs); }},
+      {"max-queued-sweep-jobs",
+       "jobs of sweeps waiting before sweep submits are refused", false,
+       [](const std::string& v, O* o) {
+         return ParseInt(v, &o->max_queued_sweep_jobs);
+       }},
       {"max-message-bytes", "largest gRPC message accepted [bytes]", false,
        [](const std::string& v, O* o) { return ParseInt(v, &o->max_message_bytes); }},
       {"max-dataset-bytes", "largest dataset upload [bytes]", false,
@@ -115,6 +120,9 @@ std::string DefaultOf(const std::string& name) {
   if (name == "training-workers") return absl::StrCat(d.training_workers);
   if (name == "max-streams") return absl::StrCat(d.max_streams);
   if (name == "max-queued-jobs") return absl::StrCat(d.max_queued_jobs);
+  if (name == "max-queued-sweep-jobs") {
+    return absl::StrCat(d.max_queued_sweep_jobs);
+  }
   if (name == "max-message-bytes") return absl::StrCat(d.max_message_bytes);
   if (name == "max-dataset-bytes") return absl::StrCat(d.max_dataset_bytes);
   if (name == "stream-idle-timeout") return seconds(d.stream_idle_timeout);

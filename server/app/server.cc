@@ -29,7 +29,8 @@ int ToMillis(absl::Duration d) {
 
 const std::vector<std::string>& ServiceNames() {
   static const auto* names = new std::vector<std::string>{
-      "spinnet.v1.TrainingService", "spinnet.v1.DatasetService",
+      "spinnet.v1.TrainingService", "spinnet.v1.SweepService",
+      "spinnet.v1.DatasetService",
       "spinnet.v1.ModelService", "spinnet.v1.InferenceService",
       "spinnet.v1.MetricsService"};
   return *names;
@@ -46,12 +47,14 @@ SpinnetServer::~SpinnetServer() {
 absl::Status SpinnetServer::Start() {
   const ServerOptions& o = options_;
   if (o.training_workers < 1 || o.max_streams < 1 || o.max_queued_jobs < 0 ||
+      o.max_queued_sweep_jobs < 0 ||
       o.max_message_bytes < 1024 || o.max_attempts < 1 ||
       o.lease_ttl < 3 * o.heartbeat_interval ||
       o.heartbeat_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "need --training-workers >= 1, --max-streams >= 1, "
-        "--max-queued-jobs >= 0, --max-message-bytes >= 1024, "
+        "--max-queued-jobs >= 0, --max-queued-sweep-jobs >= 0, "
+        "--max-message-bytes >= 1024, "
         "--max-attempts >= 1, --heartbeat-interval > 0 and --lease-ttl >= 3 "
         "heartbeat intervals");
   }
@@ -86,6 +89,10 @@ absl::Status SpinnetServer::Start() {
   queue_options.max_queued = o.max_queued_jobs;
   jobs_ = std::make_unique<JobQueue>(store_.get(), datasets_.get(), &events_,
                                      queue_options);
+  SweepQueueOptions sweep_options;
+  sweep_options.max_queued_jobs = o.max_queued_sweep_jobs;
+  sweeps_ = std::make_unique<SweepQueue>(store_.get(), datasets_.get(),
+                                         &events_, sweep_options);
   runner_options_.worker =
       o.worker_name.empty() ? DefaultWorkerName() : o.worker_name;
   runner_options_.workers = o.training_workers;
@@ -100,6 +107,7 @@ absl::Status SpinnetServer::Start() {
   inference_ = std::make_unique<InferenceServiceImpl>(
       models_.get(), metrics_.get(), auth_.get(), limits);
   training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), auth_.get());
+  sweep_ = std::make_unique<SweepServiceImpl>(sweeps_.get(), auth_.get());
   dataset_ = std::make_unique<DatasetServiceImpl>(datasets_.get(), auth_.get());
   model_ = std::make_unique<ModelServiceImpl>(store_.get(), models_.get(),
                                               auth_.get());
@@ -127,6 +135,7 @@ absl::Status SpinnetServer::Start() {
   interceptors.push_back(metrics_->MakeInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(training_.get());
+  builder.RegisterService(sweep_.get());
   builder.RegisterService(dataset_.get());
   builder.RegisterService(model_.get());
   builder.RegisterService(metrics_service_.get());

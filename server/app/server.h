@@ -39,6 +39,7 @@ struct ServerOptions {
   int training_workers = 1;
   int max_streams = 1024;
   int max_queued_jobs = 64;
+  int max_queued_sweep_jobs = 20000;  // QUEUED jobs of sweeps, store-wide
   int max_message_bytes = 16 << 20;
   int64_t max_dataset_bytes = 256 << 20;
   absl::Duration stream_idle_timeout = absl::Seconds(60);
@@ -96,9 +97,11 @@ class SpinnetServer {
   std::unique_ptr<ModelRegistry> models_;
   std::unique_ptr<DatasetRegistry> datasets_;
   std::unique_ptr<JobQueue> jobs_;
+  std::unique_ptr<SweepQueue> sweeps_;
   std::unique_ptr<JobRunner> runner_;
   std::unique_ptr<TokenAuthorizer> auth_;
   std::unique_ptr<TrainingServiceImpl> training_;
+  std::unique_ptr<SweepServiceImpl> sweep_;
   std::unique_ptr<DatasetServiceImpl> dataset_;
   std::unique_ptr<ModelServiceImpl> model_;
   std::unique_ptr<MetricsServiceImpl> metrics_service_;

@@ -14,14 +14,6 @@
 namespace spinnet::server {
 namespace {
 
-// 64 random bits: unique across replicas without coordination.
-std::string NewJobId() {
-  static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}());
-  std::lock_guard<std::mutex> lock(mu);
-  return absl::StrFormat("j-%016x", rng());
-}
-
 absl::Status CheckId(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("job_id is empty");
   if (id.size() > 128) return absl::InvalidArgumentError("job_id is too long");
@@ -29,6 +21,13 @@ absl::Status CheckId(const std::string& id) {
 }
 
 }  // namespace
+
+std::string NewId(const std::string& prefix) {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  std::lock_guard<std::mutex> lock(mu);
+  return absl::StrFormat("%s%016x", prefix, rng());
+}
 
 absl::StatusOr<TrainingSpec> ResolveSpec(const v1::TrainingSpec& proto,
                                          const Dataset& train) {
@@ -52,7 +51,7 @@ absl::StatusOr<v1::TrainingJob> JobQueue::Submit(
   ASSIGN_OR_RETURN(LoadedDataset data, datasets_->Get(r.dataset()));
   ASSIGN_OR_RETURN(TrainingSpec spec, ResolveSpec(r.spec(), data.split->train));
   v1::TrainingJob job;
-  job.set_id(NewJobId());
+  job.set_id(NewId("j-"));
   job.set_request_id(r.request_id());
   job.set_model_name(r.model_name());
   job.set_dataset(r.dataset());

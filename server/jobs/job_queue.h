@@ -26,6 +26,10 @@ struct JobQueueOptions {
   absl::Duration poll_interval = absl::Seconds(1);
 };
 
+// 64 random bits after `prefix` ("j-" jobs, "s-" sweeps): unique across
+// replicas without coordination.
+std::string NewId(const std::string& prefix);
+
 // The training setup a job asks for, checked against its training data.
 absl::StatusOr<TrainingSpec> ResolveSpec(const v1::TrainingSpec& spec,
                                          const Dataset& train);

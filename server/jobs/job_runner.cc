@@ -293,9 +293,11 @@ absl::Status JobRunner::Train(Active* active) {
       spinnet::Train(*std::move(start), split.train, split.test, &observer);
   RETURN_IF_ERROR(observer.status());
   RETURN_IF_ERROR(done.status());
-  active->model = ModelToPublish{
-      DescribeModel(job, done->model, done->history.back()),
-      SerializeModel(done->model)};
+  if (!job.model_name().empty()) {  // a sweep's job may publish none
+    active->model = ModelToPublish{
+        DescribeModel(job, done->model, done->history.back()),
+        SerializeModel(done->model)};
+  }
   return absl::OkStatus();
 }
 

@@ -100,9 +100,12 @@ absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
         absl::StrCat("FinishJob with job state ",
                      v1::JobState_Name(job.state()), "; need a final state"));
   }
-  if (has_model != (job.state() == v1::JOB_STATE_SUCCEEDED)) {
+  const bool publishes =
+      job.state() == v1::JOB_STATE_SUCCEEDED && !job.model_name().empty();
+  if (has_model != publishes) {
     return absl::InvalidArgumentError(
-        "a model is published with a SUCCEEDED job, and only then");
+        "a model is published with a SUCCEEDED job that names one, and only "
+        "then");
   }
   return absl::OkStatus();
 }
@@ -150,6 +153,30 @@ absl::Status QueueFull(int max_queued) {
   return absl::ResourceExhaustedError(
       absl::StrCat("training queue is full (", max_queued,
                    " jobs waiting); retry later"));
+}
+
+absl::Status SweepNotFound(const std::string& sweep_id) {
+  return absl::NotFoundError(absl::StrCat("sweep \"", sweep_id, "\" not found"));
+}
+
+absl::Status SweepQueueFull(int max_queued, int64_t queued, size_t jobs) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "sweep queue is full: ", queued, " sweep jobs waiting, ", jobs,
+      " more would pass the limit of ", max_queued, "; retry later"));
+}
+
+absl::Status CheckSweepJobs(const v1::Sweep& sweep,
+                            const std::vector<v1::TrainingJob>& jobs) {
+  if (sweep.id().empty()) return absl::InvalidArgumentError("sweep id is empty");
+  for (const v1::TrainingJob& job : jobs) {
+    if (job.id().empty() || job.sweep_id() != sweep.id() ||
+        job.state() != v1::JOB_STATE_QUEUED || !job.request_id().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sweep ", sweep.id(), ": job \"", job.id(),
+          "\" is not a new QUEUED job of the sweep without a request id"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status AlreadyEnded(const v1::TrainingJob& job) {

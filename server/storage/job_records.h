@@ -5,6 +5,7 @@
 #define SPINNET_SERVER_STORAGE_JOB_RECORDS_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -40,8 +41,8 @@ void ApplyCancel(v1::TrainingJob* job);
 // them as two blobs: missing ones skipped, unreadable ones reported.
 Store::Checkpoints ReadCheckpoints(BlobStore& blobs, const std::string& job_id);
 
-// FinishJob's argument: a final state, and a SUCCEEDED job comes with its
-// model (INVALID_ARGUMENT otherwise).
+// FinishJob's argument: a final state, and a SUCCEEDED job that names a
+// model comes with it (INVALID_ARGUMENT otherwise).
 absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model);
 
 // A record as the bytes a backend stores; INVALID_ARGUMENT if it cannot be
@@ -58,6 +59,13 @@ absl::Status ModelNotFound(const std::string& name, int version);
 absl::Status DatasetNotFound(const std::string& name);
 absl::Status QueueFull(int max_queued);
 absl::Status AlreadyEnded(const v1::TrainingJob& job);
+absl::Status SweepNotFound(const std::string& sweep_id);
+absl::Status SweepQueueFull(int max_queued, int64_t queued, size_t jobs);
+
+// InsertSweep's arguments: an id, and jobs that are new, QUEUED, of this
+// sweep, and without request ids (INVALID_ARGUMENT otherwise).
+absl::Status CheckSweepJobs(const v1::Sweep& sweep,
+                            const std::vector<v1::TrainingJob>& jobs);
 
 }  // namespace spinnet::server
 

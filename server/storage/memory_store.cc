@@ -64,6 +64,9 @@ void MemoryStore::Notify(const std::string& job_id) {
 absl::StatusOr<Store::Inserted> MemoryStore::InsertJob(
     const v1::TrainingJob& job, int max_queued) {
   if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
+  if (!job.sweep_id().empty()) {
+    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
+  }
   v1::TrainingJob stored;
   {
     absl::MutexLock lock(&mu_);
@@ -77,7 +80,8 @@ absl::StatusOr<Store::Inserted> MemoryStore::InsertJob(
     }
     int queued = 0;
     for (const auto& [id, row] : jobs_) {
-      queued += row.job.state() == v1::JOB_STATE_QUEUED;
+      queued += row.job.state() == v1::JOB_STATE_QUEUED &&
+                row.job.sweep_id().empty();
     }
     if (queued >= max_queued) return QueueFull(max_queued);
     JobRow& row = jobs_[job.id()];
@@ -258,6 +262,17 @@ absl::Status MemoryStore::ReleaseJob(const Lease& lease,
   return absl::OkStatus();
 }
 
+void MemoryStore::Cancel(JobRow* row) {
+  v1::TrainingJob job = row->job;
+  if (job.state() == v1::JOB_STATE_QUEUED) {
+    ApplyCancel(&job);
+    Write(row, job);
+  } else {
+    Write(row, job);
+    row->job.set_cancel_requested(true);
+  }
+}
+
 absl::StatusOr<v1::TrainingJob> MemoryStore::CancelJob(const std::string& id) {
   v1::TrainingJob out;
   {
@@ -266,17 +281,117 @@ absl::StatusOr<v1::TrainingJob> MemoryStore::CancelJob(const std::string& id) {
     if (it == jobs_.end()) return JobNotFound(id);
     JobRow& row = it->second;
     if (IsTerminal(row.job.state())) return AlreadyEnded(row.job);
-    v1::TrainingJob job = row.job;
-    if (job.state() == v1::JOB_STATE_QUEUED) {
-      ApplyCancel(&job);
-      Write(&row, job);
-    } else {
-      Write(&row, job);
-      row.job.set_cancel_requested(true);
-    }
+    Cancel(&row);
     out = row.job;
   }
   Notify(id);
+  return out;
+}
+
+absl::StatusOr<Store::InsertedSweep> MemoryStore::InsertSweep(
+    const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+    int max_queued) {
+  RETURN_IF_ERROR(CheckSweepJobs(sweep, jobs));
+  {
+    absl::MutexLock lock(&mu_);
+    if (!sweep.request_id().empty()) {
+      for (const auto& [id, stored] : sweeps_) {
+        if (stored.request_id() == sweep.request_id()) {
+          return InsertedSweep{stored, false};
+        }
+      }
+    }
+    if (sweeps_.count(sweep.id()) > 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("sweep \"", sweep.id(), "\" already exists"));
+    }
+    int64_t queued = 0;
+    for (const auto& [id, row] : jobs_) {
+      queued += row.job.state() == v1::JOB_STATE_QUEUED &&
+                !row.job.sweep_id().empty();
+    }
+    if (queued + static_cast<int64_t>(jobs.size()) > max_queued) {
+      return SweepQueueFull(max_queued, queued, jobs.size());
+    }
+    for (const v1::TrainingJob& job : jobs) {
+      if (jobs_.count(job.id()) > 0) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("job \"", job.id(), "\" already exists"));
+      }
+    }
+    for (const v1::TrainingJob& job : jobs) Write(&jobs_[job.id()], job);
+    sweeps_[sweep.id()] = sweep;
+  }
+  for (const v1::TrainingJob& job : jobs) Notify(job.id());
+  return InsertedSweep{sweep, true};
+}
+
+absl::StatusOr<v1::Sweep> MemoryStore::GetSweep(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sweeps_.find(id);
+  if (it == sweeps_.end()) return SweepNotFound(id);
+  return it->second;
+}
+
+absl::StatusOr<std::vector<v1::Sweep>> MemoryStore::ListSweeps(
+    int limit, const std::string& after_id) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page size ", limit, "; need >= 1"));
+  }
+  absl::MutexLock lock(&mu_);
+  const auto newer_first = [](const v1::Sweep& a, const v1::Sweep& b) {
+    return std::make_tuple(ToMicros(a.create_time()), a.id()) >
+           std::make_tuple(ToMicros(b.create_time()), b.id());
+  };
+  std::vector<v1::Sweep> all;
+  for (const auto& [id, sweep] : sweeps_) all.push_back(sweep);
+  std::sort(all.begin(), all.end(), newer_first);
+  auto start = all.begin();
+  if (!after_id.empty()) {
+    auto after = sweeps_.find(after_id);
+    if (after == sweeps_.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad page token: no sweep \"", after_id, "\""));
+    }
+    start = std::upper_bound(all.begin(), all.end(), after->second,
+                             newer_first);
+  }
+  std::vector<v1::Sweep> page;
+  for (auto it = start; it != all.end() && static_cast<int>(page.size()) < limit;
+       ++it) {
+    page.push_back(*it);
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<v1::TrainingJob>> MemoryStore::ListSweepJobs(
+    const std::string& sweep_id) {
+  absl::MutexLock lock(&mu_);
+  if (sweeps_.count(sweep_id) == 0) return SweepNotFound(sweep_id);
+  std::vector<v1::TrainingJob> out;
+  for (const auto& [id, row] : jobs_) {
+    if (row.job.sweep_id() == sweep_id) out.push_back(row.job);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Sweep> MemoryStore::CancelSweep(const std::string& id) {
+  v1::Sweep out;
+  std::vector<std::string> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sweeps_.find(id);
+    if (it == sweeps_.end()) return SweepNotFound(id);
+    it->second.set_cancel_requested(true);
+    for (auto& [job_id, row] : jobs_) {
+      if (row.job.sweep_id() != id || IsTerminal(row.job.state())) continue;
+      Cancel(&row);
+      changed.push_back(job_id);
+    }
+    out = it->second;
+  }
+  for (const std::string& job_id : changed) Notify(job_id);
   return out;
 }
 

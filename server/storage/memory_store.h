@@ -65,6 +65,16 @@ class MemoryStore : public Store {
   absl::StatusOr<std::vector<v1::EpochMetrics>> ListEpochs(
       const std::string& job_id) override;
 
+  absl::StatusOr<InsertedSweep> InsertSweep(
+      const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+      int max_queued) override;
+  absl::StatusOr<v1::Sweep> GetSweep(const std::string& id) override;
+  absl::StatusOr<std::vector<v1::Sweep>> ListSweeps(
+      int limit, const std::string& after_id) override;
+  absl::StatusOr<std::vector<v1::TrainingJob>> ListSweepJobs(
+      const std::string& sweep_id) override;
+  absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id) override;
+
   absl::Status InsertDataset(const v1::Dataset& dataset,
                              absl::string_view bytes) override;
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& name) override;
@@ -91,6 +101,8 @@ class MemoryStore : public Store {
   void Write(JobRow* row, const v1::TrainingJob& job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const std::string& job_id);
+  // Cancels a job that has not ended (CancelJob's change).
+  void Cancel(JobRow* row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<absl::Time()> now_;
   std::function<void(const std::string&)> changed_;
@@ -100,6 +112,7 @@ class MemoryStore : public Store {
   std::map<std::string, std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int>, v1::EpochMetrics> epochs_
       ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::Sweep> sweeps_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Dataset> datasets_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int>, v1::Model> models_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> last_version_ ABSL_GUARDED_BY(mu_);

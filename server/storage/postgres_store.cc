@@ -94,10 +94,25 @@ END $$;
 CREATE TRIGGER jobs_changed AFTER INSERT OR UPDATE ON jobs
   FOR EACH ROW EXECUTE FUNCTION notify_job_change();
 )sql"},
+    // v2. Sweeps, and their jobs. cancel_requested lives in the record.
+    {2, R"sql(
+ALTER TABLE jobs ADD COLUMN sweep_id text COLLATE "C";
+CREATE INDEX jobs_by_sweep ON jobs (sweep_id) WHERE sweep_id IS NOT NULL;
+CREATE TABLE sweeps (
+  id text COLLATE "C" PRIMARY KEY,
+  request_id text UNIQUE,
+  create_us bigint NOT NULL,
+  proto bytea NOT NULL
+);
+CREATE INDEX sweeps_by_time ON sweeps (create_us, id);
+)sql"},
 };
 
 // What a store reads of a job row, in this order (see JobAt).
 constexpr char kJobColumns[] = "id, proto, revision, cancel_requested";
+
+// ... of a sweep row (see ParseAll) ...
+constexpr char kSweepColumns[] = "proto, id";
 
 // ... and of a blob row (see VerifiedBlob).
 constexpr char kBlobColumns[] = "key, sha256, bytes";
@@ -265,6 +280,17 @@ absl::StatusOr<StoredJob> UpdateJob(PgConnection& conn, const std::string& id,
   return stored;
 }
 
+// Cancels `job`, which has not ended, as CancelJob does: a QUEUED job ends
+// now, a RUNNING one gets cancel_requested.
+absl::StatusOr<StoredJob> CancelRow(PgConnection& conn, v1::TrainingJob job) {
+  const std::string id = job.id();
+  if (job.state() == v1::JOB_STATE_QUEUED) {
+    ApplyCancel(&job);
+    return UpdateJob(conn, id, job, JobUpdate::ClearLease());
+  }
+  return UpdateJob(conn, id, job, JobUpdate::RequestCancel());
+}
+
 // Locks the row that `lease` still holds until the transaction ends;
 // ABORTED when the lease is lost.
 absl::Status LockLeased(PgConnection& conn, const Lease& lease) {
@@ -409,6 +435,9 @@ void PostgresStore::Notify(const std::string& job_id) {
 absl::StatusOr<Store::Inserted> PostgresStore::InsertJob(
     const v1::TrainingJob& job, int max_queued) {
   if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
+  if (!job.sweep_id().empty()) {
+    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
+  }
   ASSIGN_OR_RETURN(const std::string proto, Serialize(job));
   Inserted out;
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
@@ -438,8 +467,8 @@ absl::StatusOr<Store::Inserted> PostgresStore::InsertJob(
           absl::StrCat("job \"", job.id(), "\" already exists"));
     }
     ASSIGN_OR_RETURN(PgResult queued,
-                     conn.Exec("SELECT count(*) FROM jobs "
-                               "WHERE state = $1 AND id <> $2",
+                     conn.Exec("SELECT count(*) FROM jobs WHERE state = $1 "
+                               "AND id <> $2 AND sweep_id IS NULL",
                                {v1::JOB_STATE_QUEUED, job.id()}));
     if (queued.Int(0, 0) >= max_queued) return QueueFull(max_queued);
     out.job = job;
@@ -683,18 +712,167 @@ absl::StatusOr<v1::TrainingJob> PostgresStore::CancelJob(
     if (rows.rows() == 0) return JobNotFound(id);
     ASSIGN_OR_RETURN(v1::TrainingJob job, JobAt(rows, 0));
     if (IsTerminal(job.state())) return AlreadyEnded(job);
-    if (job.state() == v1::JOB_STATE_QUEUED) {
-      ApplyCancel(&job);
-      ASSIGN_OR_RETURN(stored,
-                       UpdateJob(conn, id, job, JobUpdate::ClearLease()));
-    } else {
-      ASSIGN_OR_RETURN(stored,
-                       UpdateJob(conn, id, job, JobUpdate::RequestCancel()));
-    }
+    ASSIGN_OR_RETURN(stored, CancelRow(conn, std::move(job)));
     return absl::OkStatus();
   }));
   Notify(id);
   return stored.job;
+}
+
+absl::StatusOr<Store::InsertedSweep> PostgresStore::InsertSweep(
+    const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+    int max_queued) {
+  RETURN_IF_ERROR(CheckSweepJobs(sweep, jobs));
+  ASSIGN_OR_RETURN(const std::string proto, Serialize(sweep));
+  InsertedSweep out;
+  RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
+    RETURN_IF_ERROR(
+        conn.Exec("SELECT pg_advisory_xact_lock($1)", {kSubmitLock}).status());
+    if (!sweep.request_id().empty()) {
+      ASSIGN_OR_RETURN(
+          PgResult rows,
+          conn.Exec(absl::StrCat("SELECT ", kSweepColumns,
+                                 " FROM sweeps WHERE request_id = $1"),
+                    {sweep.request_id()}));
+      if (rows.rows() > 0) {
+        ASSIGN_OR_RETURN(std::vector<v1::Sweep> found,
+                         ParseAll<v1::Sweep>(rows, "sweeps"));
+        out.sweep = std::move(found[0]);
+        return absl::OkStatus();
+      }
+    }
+    ASSIGN_OR_RETURN(PgResult queued,
+                     conn.Exec("SELECT count(*) FROM jobs WHERE state = $1 "
+                               "AND sweep_id IS NOT NULL",
+                               {v1::JOB_STATE_QUEUED}));
+    if (queued.Int(0, 0) + static_cast<int64_t>(jobs.size()) > max_queued) {
+      return SweepQueueFull(max_queued, queued.Int(0, 0), jobs.size());
+    }
+    ASSIGN_OR_RETURN(
+        PgResult inserted,
+        conn.Exec("INSERT INTO sweeps (id, request_id, create_us, proto) "
+                  "VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING "
+                  "RETURNING id",
+                  {sweep.id(), PgParam::TextOrNull(sweep.request_id()),
+                   ToMicros(sweep.create_time()), PgParam::Bytes(proto)}));
+    if (inserted.rows() == 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("sweep \"", sweep.id(), "\" already exists"));
+    }
+    for (const v1::TrainingJob& job : jobs) {
+      ASSIGN_OR_RETURN(const std::string job_proto, Serialize(job));
+      ASSIGN_OR_RETURN(
+          PgResult row,
+          conn.Exec("INSERT INTO jobs (id, state, create_us, revision, proto, "
+                    "sweep_id) VALUES ($1, $2, $3, nextval('job_revisions'), "
+                    "$4, $5) ON CONFLICT (id) DO NOTHING RETURNING id",
+                    {job.id(), job.state(), ToMicros(job.create_time()),
+                     PgParam::Bytes(job_proto), sweep.id()}));
+      if (row.rows() == 0) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("job \"", job.id(), "\" already exists"));
+      }
+    }
+    out = InsertedSweep{sweep, true};
+    return absl::OkStatus();
+  }));
+  if (out.created) {
+    for (const v1::TrainingJob& job : jobs) Notify(job.id());
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Sweep> PostgresStore::GetSweep(const std::string& id) {
+  ASSIGN_OR_RETURN(
+      PgResult rows,
+      Query(absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps WHERE id = $1"),
+            {id}));
+  if (rows.rows() == 0) return SweepNotFound(id);
+  ASSIGN_OR_RETURN(std::vector<v1::Sweep> found,
+                   ParseAll<v1::Sweep>(rows, "sweeps"));
+  return std::move(found[0]);
+}
+
+absl::StatusOr<std::vector<v1::Sweep>> PostgresStore::ListSweeps(
+    int limit, const std::string& after_id) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page size ", limit, "; need >= 1"));
+  }
+  std::vector<PgParam> params = {limit};
+  std::string sql =
+      absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps WHERE TRUE");
+  if (!after_id.empty()) {
+    ASSIGN_OR_RETURN(
+        PgResult after,
+        Query("SELECT create_us FROM sweeps WHERE id = $1", {after_id}));
+    if (after.rows() == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad page token: no sweep \"", after_id, "\""));
+    }
+    params.push_back(after.Int(0, 0));
+    params.push_back(after_id);
+    absl::StrAppend(&sql, " AND (create_us, id) < ($2, $3)");
+  }
+  absl::StrAppend(&sql, " ORDER BY create_us DESC, id DESC LIMIT $1");
+  ASSIGN_OR_RETURN(PgResult rows, Query(sql, params));
+  return ParseAll<v1::Sweep>(rows, "sweeps");
+}
+
+absl::StatusOr<std::vector<v1::TrainingJob>> PostgresStore::ListSweepJobs(
+    const std::string& sweep_id) {
+  std::vector<v1::TrainingJob> jobs;
+  RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
+    ASSIGN_OR_RETURN(PgResult sweep,
+                     conn.Exec("SELECT 1 FROM sweeps WHERE id = $1", {sweep_id}));
+    if (sweep.rows() == 0) return SweepNotFound(sweep_id);
+    ASSIGN_OR_RETURN(PgResult rows,
+                     conn.Exec(absl::StrCat("SELECT ", kJobColumns,
+                                            " FROM jobs WHERE sweep_id = $1"),
+                               {sweep_id}));
+    for (int row = 0; row < rows.rows(); ++row) {
+      ASSIGN_OR_RETURN(v1::TrainingJob job, JobAt(rows, row));
+      jobs.push_back(std::move(job));
+    }
+    return absl::OkStatus();
+  }));
+  return jobs;
+}
+
+absl::StatusOr<v1::Sweep> PostgresStore::CancelSweep(const std::string& id) {
+  v1::Sweep out;
+  std::vector<std::string> changed;
+  RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
+    changed.clear();
+    ASSIGN_OR_RETURN(PgResult rows,
+                     conn.Exec(absl::StrCat("SELECT ", kSweepColumns,
+                                            " FROM sweeps WHERE id = $1 "
+                                            "FOR UPDATE"),
+                               {id}));
+    if (rows.rows() == 0) return SweepNotFound(id);
+    ASSIGN_OR_RETURN(std::vector<v1::Sweep> found,
+                     ParseAll<v1::Sweep>(rows, "sweeps"));
+    out = std::move(found[0]);
+    out.set_cancel_requested(true);
+    ASSIGN_OR_RETURN(const std::string proto, Serialize(out));
+    RETURN_IF_ERROR(conn.Exec("UPDATE sweeps SET proto = $2 WHERE id = $1",
+                              {id, PgParam::Bytes(proto)})
+                        .status());
+    ASSIGN_OR_RETURN(
+        PgResult open,
+        conn.Exec(absl::StrCat("SELECT ", kJobColumns,
+                               " FROM jobs WHERE sweep_id = $1 AND state IN "
+                               "($2, $3) ORDER BY id FOR UPDATE"),
+                  {id, v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING}));
+    for (int row = 0; row < open.rows(); ++row) {
+      ASSIGN_OR_RETURN(v1::TrainingJob job, JobAt(open, row));
+      changed.push_back(job.id());
+      RETURN_IF_ERROR(CancelRow(conn, std::move(job)).status());
+    }
+    return absl::OkStatus();
+  }));
+  for (const std::string& job_id : changed) Notify(job_id);
+  return out;
 }
 
 absl::StatusOr<ReapResult> PostgresStore::ReapExpiredLeases(int max_attempts) {

@@ -78,6 +78,16 @@ class PostgresStore : public Store {
   absl::StatusOr<std::vector<v1::EpochMetrics>> ListEpochs(
       const std::string& job_id) override;
 
+  absl::StatusOr<InsertedSweep> InsertSweep(
+      const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+      int max_queued) override;
+  absl::StatusOr<v1::Sweep> GetSweep(const std::string& id) override;
+  absl::StatusOr<std::vector<v1::Sweep>> ListSweeps(
+      int limit, const std::string& after_id) override;
+  absl::StatusOr<std::vector<v1::TrainingJob>> ListSweepJobs(
+      const std::string& sweep_id) override;
+  absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id) override;
+
   absl::Status InsertDataset(const v1::Dataset& dataset,
                              absl::string_view bytes) override;
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& name) override;

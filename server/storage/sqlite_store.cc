@@ -77,6 +77,18 @@ CREATE TABLE counters (
   value INTEGER NOT NULL
 );
 )sql",
+    // 3: sweeps, and their jobs.
+    R"sql(
+ALTER TABLE jobs ADD COLUMN sweep_id TEXT;
+CREATE INDEX jobs_by_sweep ON jobs (sweep_id) WHERE sweep_id IS NOT NULL;
+CREATE TABLE sweeps (
+  id TEXT PRIMARY KEY NOT NULL,
+  request_id TEXT UNIQUE,
+  create_us INTEGER NOT NULL,
+  proto BLOB NOT NULL
+);
+CREATE INDEX sweeps_by_time ON sweeps (create_us, id);
+)sql",
 };
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
 
@@ -365,6 +377,59 @@ absl::Status WriteJob(sqlite3* db, const v1::TrainingJob& job) {
   return absl::OkStatus();
 }
 
+// Inserts new row `job` (its first revision); ALREADY_EXISTS for a taken id.
+absl::StatusOr<int64_t> InsertJobRow(sqlite3* db, const v1::TrainingJob& job) {
+  ASSIGN_OR_RETURN(const std::string blob, Serialize(job));
+  ASSIGN_OR_RETURN(const int64_t revision,
+                   Bump(db, "counters", "value", "revision"));
+  ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(db,
+                         "INSERT INTO jobs (id, request_id, state, create_us, "
+                         "proto, revision, sweep_id) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  stmt.BindText(1, job.id());
+  stmt.BindTextOrNull(2, job.request_id());
+  stmt.BindInt(3, job.state());
+  stmt.BindInt(4, ToMicros(job.create_time()));
+  stmt.BindBlob(5, blob);
+  stmt.BindInt(6, revision);
+  stmt.BindTextOrNull(7, job.sweep_id());
+  const absl::Status inserted = stmt.Run();
+  if (stmt.result_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("job ", Quoted(job.id()), " already exists"));
+  }
+  RETURN_IF_ERROR(inserted);
+  return revision;
+}
+
+// Cancels `job`, which has not ended, as CancelJob does: a QUEUED job ends
+// now, a RUNNING one gets cancel_requested.
+absl::Status CancelRow(sqlite3* db, v1::TrainingJob job) {
+  if (job.state() == v1::JOB_STATE_QUEUED) ApplyCancel(&job);
+  RETURN_IF_ERROR(WriteJob(db, job));
+  if (job.state() != v1::JOB_STATE_RUNNING) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Statement stmt,
+                   Statement::Prepare(db, "UPDATE jobs SET cancel_requested "
+                                          "= 1 WHERE id = ?1"));
+  stmt.BindText(1, job.id());
+  return stmt.Run();
+}
+
+// A sweep row: the record, with the key for errors.
+constexpr char kSweepColumns[] = "proto, id";
+
+absl::StatusOr<std::optional<v1::Sweep>> FindSweep(sqlite3* db,
+                                                   const std::string& id) {
+  ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(db, absl::StrCat("SELECT ", kSweepColumns,
+                                          " FROM sweeps WHERE id = ?1")));
+  stmt.BindText(1, id);
+  return stmt.ParseNext<v1::Sweep>("sweeps");
+}
+
 // Sets (token > 0) or clears (token 0) the lease of job `id`.
 absl::Status SetLease(sqlite3* db, const std::string& id, int64_t token,
                       absl::Time expires) {
@@ -531,7 +596,9 @@ absl::Status SqliteStore::IntegrityCheck() {
 absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
     const v1::TrainingJob& job, int max_queued) {
   if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
-  ASSIGN_OR_RETURN(const std::string blob, Serialize(job));
+  if (!job.sweep_id().empty()) {
+    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
+  }
   Inserted out;
   {
     absl::MutexLock lock(&mu_);
@@ -548,27 +615,10 @@ absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
       if (existing.has_value()) return Inserted{*std::move(existing), false};
     }
     ASSIGN_OR_RETURN(const int64_t queued,
-                     CountRows(db, "SELECT count(*) FROM jobs WHERE state = 1"));
+                     CountRows(db, "SELECT count(*) FROM jobs WHERE state = 1 "
+                                   "AND sweep_id IS NULL"));
     if (queued >= max_queued) return QueueFull(max_queued);
-    ASSIGN_OR_RETURN(const int64_t revision,
-                     Bump(db, "counters", "value", "revision"));
-    ASSIGN_OR_RETURN(
-        Statement stmt,
-        Statement::Prepare(db,
-                           "INSERT INTO jobs (id, request_id, state, create_us, "
-                           "proto, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-    stmt.BindText(1, job.id());
-    stmt.BindTextOrNull(2, job.request_id());
-    stmt.BindInt(3, job.state());
-    stmt.BindInt(4, ToMicros(job.create_time()));
-    stmt.BindBlob(5, blob);
-    stmt.BindInt(6, revision);
-    const absl::Status inserted = stmt.Run();
-    if (stmt.result_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("job ", Quoted(job.id()), " already exists"));
-    }
-    RETURN_IF_ERROR(inserted);
+    ASSIGN_OR_RETURN(const int64_t revision, InsertJobRow(db, job));
     RETURN_IF_ERROR(txn.Commit());
     v1::TrainingJob stored = job;
     stored.set_revision(revision);
@@ -804,15 +854,7 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::CancelJob(const std::string& id) {
     ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job, FindJob(db, id));
     if (!job.has_value()) return JobNotFound(id);
     if (IsTerminal(job->state())) return AlreadyEnded(*job);
-    if (job->state() == v1::JOB_STATE_QUEUED) ApplyCancel(&*job);
-    RETURN_IF_ERROR(WriteJob(db, *job));
-    if (job->state() == v1::JOB_STATE_RUNNING) {
-      ASSIGN_OR_RETURN(Statement stmt,
-                       Statement::Prepare(db, "UPDATE jobs SET cancel_requested "
-                                              "= 1 WHERE id = ?1"));
-      stmt.BindText(1, id);
-      RETURN_IF_ERROR(stmt.Run());
-    }
+    RETURN_IF_ERROR(CancelRow(db, *std::move(job)));
     ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> stored, FindJob(db, id));
     RETURN_IF_ERROR(txn.Commit());
     out = *std::move(stored);
@@ -868,6 +910,142 @@ absl::StatusOr<std::vector<v1::EpochMetrics>> SqliteStore::ListEpochs(
     if (!job.has_value()) return JobNotFound(job_id);
   }
   return epochs;
+}
+
+absl::StatusOr<Store::InsertedSweep> SqliteStore::InsertSweep(
+    const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+    int max_queued) {
+  RETURN_IF_ERROR(CheckSweepJobs(sweep, jobs));
+  ASSIGN_OR_RETURN(const std::string blob, Serialize(sweep));
+  {
+    absl::MutexLock lock(&mu_);
+    sqlite3* db = db_.get();
+    ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
+    if (!sweep.request_id().empty()) {
+      ASSIGN_OR_RETURN(
+          Statement find,
+          Statement::Prepare(db, absl::StrCat("SELECT ", kSweepColumns,
+                                              " FROM sweeps WHERE request_id = ?1")));
+      find.BindText(1, sweep.request_id());
+      ASSIGN_OR_RETURN(std::optional<v1::Sweep> existing,
+                       find.ParseNext<v1::Sweep>("sweeps"));
+      if (existing.has_value()) return InsertedSweep{*std::move(existing), false};
+    }
+    ASSIGN_OR_RETURN(const int64_t queued,
+                     CountRows(db, "SELECT count(*) FROM jobs WHERE state = 1 "
+                                   "AND sweep_id IS NOT NULL"));
+    if (queued + static_cast<int64_t>(jobs.size()) > max_queued) {
+      return SweepQueueFull(max_queued, queued, jobs.size());
+    }
+    ASSIGN_OR_RETURN(
+        Statement stmt,
+        Statement::Prepare(db,
+                           "INSERT INTO sweeps (id, request_id, create_us, "
+                           "proto) VALUES (?1, ?2, ?3, ?4)"));
+    stmt.BindText(1, sweep.id());
+    stmt.BindTextOrNull(2, sweep.request_id());
+    stmt.BindInt(3, ToMicros(sweep.create_time()));
+    stmt.BindBlob(4, blob);
+    const absl::Status inserted = stmt.Run();
+    if (stmt.result_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("sweep ", Quoted(sweep.id()), " already exists"));
+    }
+    RETURN_IF_ERROR(inserted);
+    for (const v1::TrainingJob& job : jobs) {
+      RETURN_IF_ERROR(InsertJobRow(db, job).status());
+    }
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  for (const v1::TrainingJob& job : jobs) Notify(job.id());
+  return InsertedSweep{sweep, true};
+}
+
+absl::StatusOr<v1::Sweep> SqliteStore::GetSweep(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep, FindSweep(db_.get(), id));
+  if (!sweep.has_value()) return SweepNotFound(id);
+  return *std::move(sweep);
+}
+
+absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
+    int limit, const std::string& after_id) {
+  if (limit < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page size ", limit, "; need >= 1"));
+  }
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(
+          db_.get(),
+          absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps "
+                       "WHERE ?1 IS NULL OR (create_us, id) < (?1, ?2) "
+                       "ORDER BY create_us DESC, id DESC LIMIT ?3")));
+  if (!after_id.empty()) {
+    ASSIGN_OR_RETURN(Statement after,
+                     Statement::Prepare(db_.get(), "SELECT create_us FROM "
+                                                   "sweeps WHERE id = ?1"));
+    after.BindText(1, after_id);
+    ASSIGN_OR_RETURN(const bool found, after.Step());
+    if (!found) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad page token: no sweep ", Quoted(after_id)));
+    }
+    stmt.BindInt(1, after.ColumnInt(0));
+    stmt.BindText(2, after_id);
+  }
+  stmt.BindInt(3, limit);
+  return stmt.ParseAll<v1::Sweep>("sweeps");
+}
+
+absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListSweepJobs(
+    const std::string& sweep_id) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
+                   FindSweep(db_.get(), sweep_id));
+  if (!sweep.has_value()) return SweepNotFound(sweep_id);
+  ASSIGN_OR_RETURN(
+      Statement stmt,
+      Statement::Prepare(db_.get(), absl::StrCat("SELECT ", kJobColumns,
+                                                 " FROM jobs WHERE sweep_id = ?1")));
+  stmt.BindText(1, sweep_id);
+  return ParseAllJobs(stmt);
+}
+
+absl::StatusOr<v1::Sweep> SqliteStore::CancelSweep(const std::string& id) {
+  v1::Sweep out;
+  std::vector<std::string> changed;
+  {
+    absl::MutexLock lock(&mu_);
+    sqlite3* db = db_.get();
+    ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
+    ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep, FindSweep(db, id));
+    if (!sweep.has_value()) return SweepNotFound(id);
+    sweep->set_cancel_requested(true);
+    ASSIGN_OR_RETURN(const std::string blob, Serialize(*sweep));
+    ASSIGN_OR_RETURN(Statement update,
+                     Statement::Prepare(db, "UPDATE sweeps SET proto = ?2 "
+                                            "WHERE id = ?1"));
+    update.BindText(1, id);
+    update.BindBlob(2, blob);
+    RETURN_IF_ERROR(update.Run());
+    ASSIGN_OR_RETURN(
+        Statement open,
+        Statement::Prepare(db, absl::StrCat("SELECT ", kJobColumns,
+                                            " FROM jobs WHERE sweep_id = ?1 "
+                                            "AND state IN (1, 2)")));
+    open.BindText(1, id);
+    ASSIGN_OR_RETURN(std::vector<v1::TrainingJob> jobs, ParseAllJobs(open));
+    for (v1::TrainingJob& job : jobs) {
+      changed.push_back(job.id());
+      RETURN_IF_ERROR(CancelRow(db, std::move(job)));
+    }
+    RETURN_IF_ERROR(txn.Commit());
+    out = *std::move(sweep);
+  }
+  for (const std::string& job_id : changed) Notify(job_id);
+  return out;
 }
 
 absl::Status SqliteStore::InsertDataset(const v1::Dataset& dataset,

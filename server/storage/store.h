@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "spinnet/v1/dataset.pb.h"
 #include "spinnet/v1/model.pb.h"
+#include "spinnet/v1/sweep.pb.h"
 #include "spinnet/v1/training.pb.h"
 
 namespace spinnet::server {
@@ -187,6 +188,34 @@ class Store {
   // Per-epoch metrics of a job, by epoch. NOT_FOUND for an unknown job.
   virtual absl::StatusOr<std::vector<v1::EpochMetrics>> ListEpochs(
       const std::string& job_id) = 0;
+
+  // --- Sweeps: a record and its jobs (job.sweep_id) ---------------------
+
+  // Inserts `sweep` (its request: id, request_id, dataset, grid, seeds,
+  // model name, create_time) and its `jobs` (QUEUED, sweep_id set) in one
+  // transaction, unless the sweep's non-empty request_id was used before:
+  // then returns the existing sweep and inserts nothing (the caller
+  // compares the requests). RESOURCE_EXHAUSTED, with nothing inserted, when
+  // the QUEUED jobs of sweeps would exceed `max_queued`. Sweep jobs do not
+  // count towards InsertJob's limit, nor single jobs towards this one.
+  struct InsertedSweep {
+    v1::Sweep sweep;
+    bool created = false;
+  };
+  virtual absl::StatusOr<InsertedSweep> InsertSweep(
+      const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+      int max_queued) = 0;
+  // The record as inserted, with cancel_requested.
+  virtual absl::StatusOr<v1::Sweep> GetSweep(const std::string& id) = 0;
+  // Newest first, paged as ListJobs.
+  virtual absl::StatusOr<std::vector<v1::Sweep>> ListSweeps(
+      int limit, const std::string& after_id) = 0;
+  // The sweep's jobs, in any order. NOT_FOUND for an unknown sweep.
+  virtual absl::StatusOr<std::vector<v1::TrainingJob>> ListSweepJobs(
+      const std::string& sweep_id) = 0;
+  // In one transaction: the sweep gets cancel_requested and each of its
+  // jobs that has not ended is cancelled as CancelJob does. Idempotent.
+  virtual absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id) = 0;
 
   // --- Datasets, keyed by name ------------------------------------------
 

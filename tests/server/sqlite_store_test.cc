@@ -384,7 +384,7 @@ TEST_F(SqliteStoreTest, NewerSchemaIsRefused) {
   EXPECT_THAT(SqliteStore::Open(dir_),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        "schema version 9 is newer than this spinnet-server "
-                       "knows (2)"));
+                       "knows (3)"));
 }
 
 TEST(SqliteStoreOpenTest, AFileWhereTheDirectoryShouldBeIsAnError) {

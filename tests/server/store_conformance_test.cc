@@ -108,6 +108,9 @@ std::vector<std::pair<std::string, int>> Keys(
   return keys;
 }
 
+// postgres_store.cc's newest migration: v1 the scale-out schema, v2 sweeps.
+constexpr int kPostgresSchema = 2;
+
 // Long enough never to expire during a test; short enough to expire after
 // a sleep of kExpired.
 constexpr absl::Duration kLongTtl = absl::Minutes(5);
@@ -749,6 +752,150 @@ TEST_P(StoreTest, CancelJob) {
   EXPECT_THAT(store_->CancelJob("nope"), StatusIs(Code::kNotFound, "nope"));
 }
 
+// ---------------------------------------------------------------------------
+// Sweeps.
+
+v1::Sweep MakeSweep(const std::string& id, int64_t create_us,
+                    const std::string& request_id = "") {
+  v1::Sweep sweep;
+  sweep.set_id(id);
+  sweep.set_request_id(request_id);
+  sweep.set_dataset("ecg");
+  sweep.add_seeds(0);
+  sweep.add_seeds(1);
+  *sweep.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(create_us);
+  return sweep;
+}
+
+std::vector<v1::TrainingJob> SweepJobs(const std::string& sweep_id, int n,
+                                       int64_t create_us) {
+  std::vector<v1::TrainingJob> jobs;
+  for (int i = 0; i < n; ++i) {
+    jobs.push_back(MakeJob(absl::StrCat(sweep_id, "-", i), create_us + i));
+    jobs.back().set_model_name("");
+    jobs.back().set_sweep_id(sweep_id);
+    jobs.back().set_sweep_point(i / 2);
+  }
+  return jobs;
+}
+
+TEST_P(StoreTest, SweepInsertGetListAndJobs) {
+  ASSERT_OK_AND_ASSIGN(Store::InsertedSweep s1,
+                       store_->InsertSweep(MakeSweep("s1", 100, "req"),
+                                           SweepJobs("s1", 4, 100), 100));
+  EXPECT_TRUE(s1.created);
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s2", 200), SweepJobs("s2", 2, 200),
+                                100));
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s3", 300), {}, 100));
+  ASSERT_OK_AND_ASSIGN(v1::Sweep got, store_->GetSweep("s1"));
+  EXPECT_EQ(got.dataset(), "ecg");
+  EXPECT_EQ(got.request_id(), "req");
+  EXPECT_FALSE(got.cancel_requested());
+  EXPECT_THAT(store_->GetSweep("nope"), StatusIs(Code::kNotFound, "nope"));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::TrainingJob> jobs,
+                       store_->ListSweepJobs("s1"));
+  std::set<std::string> ids;
+  for (const v1::TrainingJob& job : jobs) {
+    ids.insert(job.id());
+    EXPECT_EQ(job.sweep_id(), "s1");
+    EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+    EXPECT_GT(job.revision(), 0);
+  }
+  EXPECT_THAT(ids, ElementsAre("s1-0", "s1-1", "s1-2", "s1-3"));
+  EXPECT_THAT(store_->ListSweepJobs("nope"), StatusIs(Code::kNotFound, ""));
+  ASSERT_OK_AND_ASSIGN(jobs, store_->ListSweepJobs("s3"));
+  EXPECT_THAT(jobs, IsEmpty());
+  // A sweep's jobs are jobs like any other: listed, claimed oldest first.
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob one, store_->GetJob("s1-1"));
+  EXPECT_EQ(one.sweep_point(), 0);
+  EXPECT_EQ(Claim().lease.job_id, "s1-0");
+
+  std::vector<std::string> paged;
+  std::string token;
+  for (;;) {
+    ASSERT_OK_AND_ASSIGN(std::vector<v1::Sweep> page,
+                         store_->ListSweeps(2, token));
+    if (page.empty()) break;
+    for (const v1::Sweep& s : page) paged.push_back(s.id());
+    token = page.back().id();
+  }
+  EXPECT_THAT(paged, ElementsAre("s3", "s2", "s1"));
+  EXPECT_THAT(store_->ListSweeps(10, "nope"),
+              StatusIs(Code::kInvalidArgument, "bad page token"));
+  EXPECT_THAT(store_->ListSweeps(0, ""),
+              StatusIs(Code::kInvalidArgument, "page size"));
+}
+
+TEST_P(StoreTest, SweepRequestIdAndLimitsInsertAllOrNothing) {
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s1", 100, "req"),
+                                SweepJobs("s1", 2, 100), 100));
+  ASSERT_OK_AND_ASSIGN(Store::InsertedSweep again,
+                       store_->InsertSweep(MakeSweep("s2", 200, "req"),
+                                           SweepJobs("s2", 2, 200), 100));
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(again.sweep.id(), "s1");
+  EXPECT_THAT(store_->GetSweep("s2"), StatusIs(Code::kNotFound, ""));
+  EXPECT_THAT(store_->GetJob("s2-0"), StatusIs(Code::kNotFound, ""));
+
+  // 2 queued + 3 > 4: refused, nothing written.
+  EXPECT_THAT(store_->InsertSweep(MakeSweep("s3", 300), SweepJobs("s3", 3, 300),
+                                  4),
+              StatusIs(Code::kResourceExhausted, "sweep queue is full"));
+  EXPECT_THAT(store_->GetSweep("s3"), StatusIs(Code::kNotFound, ""));
+  EXPECT_THAT(store_->GetJob("s3-0"), StatusIs(Code::kNotFound, ""));
+  // Single jobs and sweep jobs have separate limits.
+  ASSERT_OK(store_->InsertJob(MakeJob("j1", 400), 1));
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s4", 500), SweepJobs("s4", 2, 500),
+                                4));
+  // A job id that exists already: refused, nothing written.
+  std::vector<v1::TrainingJob> clash = SweepJobs("s5", 2, 600);
+  clash[1].set_id("j1");
+  EXPECT_THAT(store_->InsertSweep(MakeSweep("s5", 600), clash, 100),
+              StatusIs(Code::kAlreadyExists, "j1"));
+  EXPECT_THAT(store_->GetSweep("s5"), StatusIs(Code::kNotFound, ""));
+  EXPECT_THAT(store_->GetJob("s5-0"), StatusIs(Code::kNotFound, ""));
+  // Malformed: a job of another sweep, or a sweep job through InsertJob.
+  EXPECT_THAT(store_->InsertSweep(MakeSweep("s6", 700), SweepJobs("s1", 1, 700),
+                                  100),
+              StatusIs(Code::kInvalidArgument, ""));
+  EXPECT_THAT(store_->InsertJob(SweepJobs("s7", 1, 800)[0], 100),
+              StatusIs(Code::kInvalidArgument, ""));
+}
+
+TEST_P(StoreTest, CancelSweepCancelsItsOpenJobs) {
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s1", 100), SweepJobs("s1", 4, 100),
+                                100));
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s2", 200), SweepJobs("s2", 1, 200),
+                                100));
+  ClaimedJob done = Claim();  // s1-0 succeeds
+  done.job.set_state(v1::JOB_STATE_SUCCEEDED);
+  ASSERT_OK(store_->FinishJob(done.lease, done.job, std::nullopt));
+  ClaimedJob running = Claim();  // s1-1 runs
+  EXPECT_EQ(running.lease.job_id, "s1-1");
+
+  ASSERT_OK_AND_ASSIGN(v1::Sweep cancelled, store_->CancelSweep("s1"));
+  EXPECT_TRUE(cancelled.cancel_requested());
+  ASSERT_OK_AND_ASSIGN(v1::Sweep got, store_->GetSweep("s1"));
+  EXPECT_TRUE(got.cancel_requested());
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob j0, store_->GetJob("s1-0"));
+  EXPECT_EQ(j0.state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob j1, store_->GetJob("s1-1"));
+  EXPECT_EQ(j1.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(j1.cancel_requested());
+  for (const char* id : {"s1-2", "s1-3"}) {
+    ASSERT_OK_AND_ASSIGN(v1::TrainingJob j, store_->GetJob(id));
+    EXPECT_EQ(j.state(), v1::JOB_STATE_CANCELLED) << id;
+  }
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob other, store_->GetJob("s2-0"));
+  EXPECT_EQ(other.state(), v1::JOB_STATE_QUEUED);
+  ASSERT_OK_AND_ASSIGN(bool cancel,
+                       store_->Heartbeat(running.lease, running.job, kLongTtl));
+  EXPECT_TRUE(cancel);
+  ASSERT_OK(store_->CancelSweep("s1"));  // idempotent
+  EXPECT_THAT(store_->CancelSweep("nope"), StatusIs(Code::kNotFound, ""));
+}
+
 TEST_P(StoreTest, ReapExpiredLeases) {
   InsertJobs({"a", "b", "c", "d"});
   Claim(kShortTtl);                      // a: dies
@@ -1015,11 +1162,11 @@ TEST_F(PostgresTest, ReplicasOpeningTogetherMigrateOnce) {
   }
   ASSERT_OK_AND_ASSIGN(int64_t migrations,
                        db_->QueryInt("SELECT count(*) FROM schema_migrations"));
-  EXPECT_EQ(migrations, 1);
+  EXPECT_EQ(migrations, kPostgresSchema);  // one row per migration
   ASSERT_OK_AND_ASSIGN(
       int64_t version,
       db_->QueryInt("SELECT max(version) FROM schema_migrations"));
-  EXPECT_EQ(version, 1);
+  EXPECT_EQ(version, kPostgresSchema);
 }
 
 TEST_F(PostgresTest, NewerSchemaIsRefused) {
@@ -1030,7 +1177,7 @@ TEST_F(PostgresTest, NewerSchemaIsRefused) {
   EXPECT_THAT(db_->Open(),
               StatusIs(Code::kFailedPrecondition,
                        "database schema version 999 is newer than this "
-                       "spinnet-server knows (1); upgrade the server"));
+                       "spinnet-server knows (2); upgrade the server"));
 }
 
 TEST_F(PostgresTest, WrongPasswordIsRefused) {
