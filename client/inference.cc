@@ -1,19 +1,20 @@
 // Inference commands: classify (batched calls) and stream (a streaming
 // session that fails over between replicas, client/failover_stream.h).
-#include "client/cli.h"
-#include "client/output.h"
-#include "client/failover_stream.h"
+#include <algorithm>
+#include <iostream>
 #include <string>
 #include <vector>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include <algorithm>
-#include <iostream>
+#include "client/cli.h"
+#include "client/failover_stream.h"
+#include "client/output.h"
 #include "core/dataset.h"
 #include "core/status_macros.h"
 
@@ -131,8 +132,7 @@ absl::StatusOr<std::vector<int>> ParseRows(const std::string& text, Index n) {
     int row = 0;
     if (!absl::SimpleAtoi(item, &row) || row < 1 || row > n) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--rows: '", item, "' is not a row number of the file (1..", n,
-          ")"));
+          "--rows: '", item, "' is not a row number of the file (1..", n, ")"));
     }
     rows.push_back(row - 1);
   }
@@ -178,9 +178,9 @@ int RunTrace(const Invocation& inv, Client& client) {
   }
   std::string header = absl::StrFormat("%10s", "t[ns]");
   for (const v1::NeuronSelector& n : response->neurons()) {
-    absl::StrAppend(&header,
-                    absl::StrFormat(" %12s", absl::StrCat(n.layer(), ":",
-                                                          n.index())));
+    absl::StrAppend(
+        &header,
+        absl::StrFormat(" %12s", absl::StrCat(n.layer(), ":", n.index())));
   }
   for (int j = 0; j < response->sequences_size(); ++j) {
     const v1::SequenceTrace& trace = response->sequences(j);

@@ -18,9 +18,9 @@ absl::Status ValidateNeurons(const NetworkConfig& network,
     const std::string which = absl::StrCat("neuron ", j, " (layer ", n.layer,
                                            ", index ", n.index, "): ");
     if (n.layer < 0 || n.layer >= network.layers) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(which, "layer ", n.layer, " out of range; the model has ",
-                       network.layers, " layer(s), 0..", network.layers - 1));
+      return absl::InvalidArgumentError(absl::StrCat(
+          which, "layer ", n.layer, " out of range; the model has ",
+          network.layers, " layer(s), 0..", network.layers - 1));
     }
     if (n.index < 0 || n.index >= network.neurons) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -51,8 +51,8 @@ absl::StatusOr<NeuronTraces> TraceNeurons(std::shared_ptr<const Model> model,
     trace.values.resize(count, steps);
     session.Reset();
     for (Index k = 0; k < steps; ++k) {
-      RETURN_IF_ERROR(session.Feed({sequences.col(j).data() + k * d,
-                                    static_cast<size_t>(d)}));
+      RETURN_IF_ERROR(session.Feed(
+          {sequences.col(j).data() + k * d, static_cast<size_t>(d)}));
       for (Index i = 0; i < count; ++i) {
         trace.values(i, k) = session.Output(neurons[i].layer, neurons[i].index);
       }

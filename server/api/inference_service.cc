@@ -121,7 +121,8 @@ absl::Status TraceSequences(const LoadedModel& model,
     }
   }
   const int64_t steps = length / d;
-  const int64_t traced = int64_t{n} * static_cast<int64_t>(neurons.size()) * steps;
+  const int64_t traced =
+      int64_t{n} * static_cast<int64_t>(neurons.size()) * steps;
   if (traced > kMaxTraceValues) {
     return absl::InvalidArgumentError(absl::StrCat(
         "sequences x neurons x steps = ", n, " x ", neurons.size(), " x ",

@@ -748,9 +748,9 @@ TEST_F(IntegrationTest, TraceNeuronsFollowsEachNeuronAndAgreesWithClassify) {
                 ::testing::Not(ElementsAreArray(t.traces(1).values())));
   }
   // Inputs of different classes, different curves of one neuron.
-  EXPECT_THAT(traced.sequences(0).traces(0).values(),
-              ::testing::Not(ElementsAreArray(
-                  traced.sequences(1).traces(0).values())));
+  EXPECT_THAT(
+      traced.sequences(0).traces(0).values(),
+      ::testing::Not(ElementsAreArray(traced.sequences(1).traces(0).values())));
 
   // No neurons named: every neuron of the last layer, each one's curve the
   // same as when named.
@@ -779,33 +779,69 @@ TEST_F(IntegrationTest, RejectsBadTraceRequests) {
     const char* message;
   };
   const Case cases[] = {
-      {"unknown model", "nope", {good}, one, Code::kNotFound,
+      {"unknown model",
+       "nope",
+       {good},
+       one,
+       Code::kNotFound,
        "model \"nope\" not found"},
-      {"layer out of range", "m", {good}, {{0, 1}, {1, 0}},
+      {"layer out of range",
+       "m",
+       {good},
+       {{0, 1}, {1, 0}},
        Code::kInvalidArgument,
        "neuron 1 (layer 1, index 0): layer 1 out of range; the model has 1 "
        "layer(s)"},
-      {"index out of range", "m", {good}, {{0, 8}}, Code::kInvalidArgument,
+      {"index out of range",
+       "m",
+       {good},
+       {{0, 8}},
+       Code::kInvalidArgument,
        "neuron 0 (layer 0, index 8): index 8 out of range; each layer has 8"},
-      {"negative index", "m", {good}, {{0, -1}}, Code::kInvalidArgument,
+      {"negative index",
+       "m",
+       {good},
+       {{0, -1}},
+       Code::kInvalidArgument,
        "index -1 out of range"},
       {"too many sequences", "m", std::vector<std::vector<double>>(17, good),
-       one, Code::kInvalidArgument, "sequences: 17 in one call; the limit is 16"},
-      {"too many neurons", "m", {good},
-       std::vector<std::pair<int, int>>(65, {0, 0}), Code::kInvalidArgument,
+       one, Code::kInvalidArgument,
+       "sequences: 17 in one call; the limit is 16"},
+      {"too many neurons",
+       "m",
+       {good},
+       std::vector<std::pair<int, int>>(65, {0, 0}),
+       Code::kInvalidArgument,
        "neurons: 65 selected; the limit is 64"},
-      {"no sequences", "m", {}, one, Code::kInvalidArgument,
+      {"no sequences",
+       "m",
+       {},
+       one,
+       Code::kInvalidArgument,
        "sequences: none to trace"},
-      {"length not whole steps of d", "m", {good, {0.1, 0.2, 0.3}}, one,
-       Code::kInvalidArgument, "sequence 1: 3 values is not a multiple"},
-      {"unequal lengths", "m", {good, Prefix(good, 5)}, one,
+      {"length not whole steps of d",
+       "m",
+       {good, {0.1, 0.2, 0.3}},
+       one,
+       Code::kInvalidArgument,
+       "sequence 1: 3 values is not a multiple"},
+      {"unequal lengths",
+       "m",
+       {good, Prefix(good, 5)},
+       one,
        Code::kInvalidArgument,
        "sequence 1: 10 values, but sequence 0 has 24; traced sequences share "
        "one time axis"},
-      {"NaN value", "m", {{0.1, std::numeric_limits<double>::quiet_NaN()}},
-       one, Code::kInvalidArgument, "sequence 0: step 0, value 1: nan"},
-      {"too many traced values", "m",
-       std::vector<std::vector<double>>(16, SequenceValues(0, 2049)), {},
+      {"NaN value",
+       "m",
+       {{0.1, std::numeric_limits<double>::quiet_NaN()}},
+       one,
+       Code::kInvalidArgument,
+       "sequence 0: step 0, value 1: nan"},
+      {"too many traced values",
+       "m",
+       std::vector<std::vector<double>>(16, SequenceValues(0, 2049)),
+       {},
        Code::kInvalidArgument,
        "16 x 8 x 2049 = 262272 traced values; the limit is 262144"},
   };
@@ -815,9 +851,9 @@ TEST_F(IntegrationTest, RejectsBadTraceRequests) {
                 StatusIs(c.code, c.message));
   }
   // Nothing was lost: the server traces the next good request.
-  ASSERT_OK_AND_ASSIGN(const v1::TraceNeuronsResponse traced,
-                       Trace("m", std::vector<std::vector<double>>(16, good),
-                             {{0, 0}}));
+  ASSERT_OK_AND_ASSIGN(
+      const v1::TraceNeuronsResponse traced,
+      Trace("m", std::vector<std::vector<double>>(16, good), {{0, 0}}));
   EXPECT_EQ(traced.sequences_size(), 16);
 }
 
