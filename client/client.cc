@@ -208,6 +208,11 @@ absl::StatusOr<v1::ClassifyResponse> Client::Classify(
   return Call(*stubs_.inference, &InferenceStub::Classify, request);
 }
 
+absl::StatusOr<v1::TraceNeuronsResponse> Client::TraceNeurons(
+    const v1::TraceNeuronsRequest& request) {
+  return Call(*stubs_.inference, &InferenceStub::TraceNeurons, request);
+}
+
 absl::StatusOr<std::unique_ptr<StreamSession>> Client::OpenStream(
     const std::string& model, int version, int provisional_every) {
   std::unique_ptr<grpc::ClientContext> context = NewContext(false);

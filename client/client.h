@@ -105,6 +105,10 @@ class Client {
   // InferenceService.
   absl::StatusOr<v1::ClassifyResponse> Classify(
       const v1::ClassifyRequest& request);
+  // The outputs of chosen neurons over time for a few sequences
+  // (inference.proto says which and the bounds).
+  absl::StatusOr<v1::TraceNeuronsResponse> TraceNeurons(
+      const v1::TraceNeuronsRequest& request);
   // Opens a StreamClassify session on `model` (`version` 0: the latest) and
   // waits for the server's `opened` message. An `error` or `closed` answer
   // instead is returned as the status. No deadline.

@@ -1,17 +1,20 @@
 // Inference commands: classify (batched calls) and stream (a streaming
 // session that fails over between replicas, client/failover_stream.h).
-#include "client/cli.h"
-#include "client/output.h"
-#include "client/failover_stream.h"
+#include <algorithm>
+#include <iostream>
 #include <string>
 #include <vector>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include <algorithm>
-#include <iostream>
+#include "client/cli.h"
+#include "client/failover_stream.h"
+#include "client/output.h"
 #include "core/dataset.h"
 #include "core/status_macros.h"
 
@@ -98,6 +101,105 @@ int RunClassify(const Invocation& inv, Client& client) {
   return 0;
 }
 
+// "A:B,C:D" as neuron selectors; "" as none (the server's default).
+absl::StatusOr<std::vector<v1::NeuronSelector>> ParseNeurons(
+    const std::string& text) {
+  std::vector<v1::NeuronSelector> neurons;
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    const std::vector<absl::string_view> parts = absl::StrSplit(item, ':');
+    int layer = 0, index = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &layer) ||
+        !absl::SimpleAtoi(parts[1], &index)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--neurons: '", item, "' is not LAYER:INDEX (e.g. 2:0,2:5)"));
+    }
+    neurons.emplace_back();
+    neurons.back().set_layer(layer);
+    neurons.back().set_index(index);
+  }
+  return neurons;
+}
+
+// "1,5,9" (1-based row numbers of a file of n rows) as 0-based indices;
+// "" as every row.
+absl::StatusOr<std::vector<int>> ParseRows(const std::string& text, Index n) {
+  std::vector<int> rows;
+  if (text.empty()) {
+    for (int i = 0; i < n; ++i) rows.push_back(i);
+    return rows;
+  }
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int row = 0;
+    if (!absl::SimpleAtoi(item, &row) || row < 1 || row > n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--rows: '", item, "' is not a row number of the file (1..", n, ")"));
+    }
+    rows.push_back(row - 1);
+  }
+  return rows;
+}
+
+int RunTrace(const Invocation& inv, Client& client) {
+  const absl::StatusOr<std::vector<v1::NeuronSelector>> neurons =
+      ParseNeurons(inv.Get("neurons"));
+  if (!neurons.ok()) return UsageFail(neurons.status().message());
+  v1::GetModelRequest get;
+  get.set_name(inv.Get("model"));
+  get.set_version(inv.Int("version", 0));
+  const absl::StatusOr<v1::Model> model = client.GetModel(get);
+  if (!model.ok()) return Fail(model.status());
+  const absl::StatusOr<Dataset> file = LoadRows(inv.args[0], *model);
+  if (!file.ok()) return Fail(file.status());
+  const absl::StatusOr<std::vector<int>> rows =
+      ParseRows(inv.Get("rows"), file->size());
+  if (!rows.ok()) return UsageFail(rows.status().message());
+  const bool labelled = !file->labels.empty() && file->labels[0] >= 0;
+
+  v1::TraceNeuronsRequest request;
+  request.set_model(model->name());
+  request.set_version(model->version());  // the one whose labels we read
+  for (const v1::NeuronSelector& n : *neurons) *request.add_neurons() = n;
+  const Index length = file->values.rows();
+  for (int row : *rows) {
+    const double* values = file->values.col(row).data();
+    request.add_sequences()->mutable_values()->Add(values, values + length);
+  }
+  const absl::StatusOr<v1::TraceNeuronsResponse> response =
+      client.TraceNeurons(request);
+  if (!response.ok()) return Fail(response.status());
+  if (response->sequences_size() != request.sequences_size()) {
+    return Fail(absl::InternalError(
+        absl::StrFormat("the server answered %d of %d sequences",
+                        response->sequences_size(), request.sequences_size())));
+  }
+  if (inv.json()) {
+    PrintJson(*response);
+    return 0;
+  }
+  std::string header = absl::StrFormat("%10s", "t[ns]");
+  for (const v1::NeuronSelector& n : response->neurons()) {
+    absl::StrAppend(
+        &header,
+        absl::StrFormat(" %12s", absl::StrCat(n.layer(), ":", n.index())));
+  }
+  for (int j = 0; j < response->sequences_size(); ++j) {
+    const v1::SequenceTrace& trace = response->sequences(j);
+    const int row = (*rows)[j];
+    const std::string* truth =
+        labelled ? &file->class_labels[file->labels[row]] : nullptr;
+    absl::PrintF("%srow %d: %s%s\n%s\n", j == 0 ? "" : "\n", row + 1,
+                 Describe(trace.classification()),
+                 Mismatch(trace.classification().label(), truth), header);
+    for (int k = 0; k < response->time_ns_size(); ++k) {
+      std::string line = absl::StrFormat("%10.4g", response->time_ns(k));
+      for (const v1::NeuronTrace& t : trace.traces()) {
+        absl::StrAppend(&line, absl::StrFormat(" %12.6g", t.values(k)));
+      }
+      absl::PrintF("%s\n", line);
+    }
+  }
+  return 0;
+}
 
 // Sends `in` over the stream: one time step per line and an empty line
 // after each sequence, or with `sequences` one labelled CSV row per line.
@@ -200,6 +302,23 @@ const std::vector<Command>& InferenceCommands() {
        1,
        1,
        RunClassify},
+      {"trace",
+       "--model NAME [--version V] [--neurons L:I,...] [--rows R,...] "
+       "FILE.csv",
+       "Prints, for each row of FILE.csv (as classify reads it; at most 16),\n"
+       "its classification and a table of the chosen neurons' outputs after\n"
+       "every input interval: time in ns, then one column per neuron.",
+       {model,
+        version,
+        {"neurons", Kind::kText, "L:I,...",
+         "neurons to trace as LAYER:INDEX, 0-based (default: every neuron of "
+         "the last layer, at most 64)"},
+        {"rows", Kind::kText, "R,...",
+         "trace only these rows of the file, 1-based (default: every row)"}},
+       false,
+       1,
+       1,
+       RunTrace},
       {"stream",
        "--model NAME [--version V] [--every K] [--sequences]",
        "Classifies stdin over a streaming session, printing answers as they\n"

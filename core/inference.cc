@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/bptt.h"
+#include "core/logging.h"
 #include "core/parallel.h"
 #include "core/status_macros.h"
 
@@ -103,6 +104,12 @@ absl::Status StreamingSession::Feed(absl::Span<const double> sample) {
   }
   ++steps_;
   return absl::OkStatus();
+}
+
+double StreamingSession::Output(int layer, int index) const {
+  SPINNET_CHECK(layer >= 0 && layer < model_->network.layers);
+  SPINNET_CHECK(index >= 0 && index < model_->network.neurons);
+  return tr_.Y(layer, slot_)(index, 0);
 }
 
 absl::StatusOr<Classification> StreamingSession::Current() const {

@@ -46,6 +46,10 @@ class StreamingSession {
   absl::StatusOr<Classification> Current() const;
   // Starts a new sequence.
   void Reset();
+  // Output y of neuron `index` of hidden layer `layer` now (model.md 2:
+  // a_l (p - s) for the STNO, h for the CTRNN; 0 before the first step).
+  // Both must be in range (CHECKed; core/traces.h validates requests).
+  double Output(int layer, int index) const;
 
   int64_t steps() const { return steps_; }
   const Model& model() const { return *model_; }

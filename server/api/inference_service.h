@@ -38,6 +38,12 @@ struct StreamLimits {
 
 // Requests per Classify call; more is INVALID_ARGUMENT.
 inline constexpr int kMaxSequencesPerClassify = 4096;
+// Bounds of one TraceNeurons call (more is INVALID_ARGUMENT): sequences,
+// neurons, and traced values (sequences x neurons x steps, 2 MiB of
+// doubles, so that the answer fits a client's default 4 MiB message limit).
+inline constexpr int kMaxTraceSequences = 16;
+inline constexpr int kMaxTraceNeurons = 64;
+inline constexpr int64_t kMaxTraceValues = 262144;
 
 class InferenceServiceImpl final
     : public v1::InferenceService::WithCallbackMethod_StreamClassify<
@@ -62,6 +68,15 @@ class InferenceServiceImpl final
   grpc::Status Classify(grpc::ServerContext* ctx,
                         const v1::ClassifyRequest* req,
                         v1::ClassifyResponse* resp) override;
+
+  // Sync handler. UNAUTHENTICATED without a valid token; NOT_FOUND for an
+  // unknown model; INVALID_ARGUMENT (naming the field, sequence or neuron)
+  // for no sequences or more than kMaxTraceSequences, sequences of unequal
+  // length or not whole finite time steps, more than kMaxTraceNeurons, a
+  // neuron not in the network, or more than kMaxTraceValues in the answer.
+  grpc::Status TraceNeurons(grpc::ServerContext* ctx,
+                            const v1::TraceNeuronsRequest* req,
+                            v1::TraceNeuronsResponse* resp) override;
 
   // A reactor per stream (the protocol is in inference.proto). The call
   // ends with UNAUTHENTICATED, with RESOURCE_EXHAUSTED at once when

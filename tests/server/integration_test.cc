@@ -290,6 +290,24 @@ class IntegrationTest : public ::testing::Test {
     return client_->Classify(request);
   }
 
+  // TraceNeurons of `seqs` by `model`; `neurons` as {layer, index} pairs.
+  absl::StatusOr<v1::TraceNeuronsResponse> Trace(
+      const std::string& model, const std::vector<std::vector<double>>& seqs,
+      const std::vector<std::pair<int, int>>& neurons) {
+    v1::TraceNeuronsRequest request;
+    request.set_model(model);
+    for (const auto& values : seqs) {
+      request.add_sequences()->mutable_values()->Assign(values.begin(),
+                                                        values.end());
+    }
+    for (const auto& [layer, index] : neurons) {
+      v1::NeuronSelector* n = request.add_neurons();
+      n->set_layer(layer);
+      n->set_index(index);
+    }
+    return client_->TraceNeurons(request);
+  }
+
   // Polls the job until `done(job)`; FAILED_PRECONDITION if it ends
   // otherwise, DEADLINE_EXCEEDED after `timeout`.
   absl::StatusOr<v1::TrainingJob> WaitForJob(
@@ -694,6 +712,151 @@ TEST_F(IntegrationTest, RejectsBadClassifyRequests) {
   }
 }
 
+TEST_F(IntegrationTest, TraceNeuronsFollowsEachNeuronAndAgreesWithClassify) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ASSERT_OK(TrainTinyModel("m"));  // 1 layer of 8 neurons, dt_in 1 ns
+  const std::vector<std::vector<double>> seqs = {
+      SequenceValues(0), SequenceValues(1), SequenceValues(2)};
+  ASSERT_OK_AND_ASSIGN(const v1::TraceNeuronsResponse traced,
+                       Trace("m", seqs, {{0, 7}, {0, 0}}));
+  EXPECT_EQ(traced.model_version(), 1);
+  ASSERT_EQ(traced.time_ns_size(), kSteps);
+  for (int k = 0; k < kSteps; ++k) {
+    EXPECT_DOUBLE_EQ(traced.time_ns(k), k + 1.0) << k;
+  }
+  ASSERT_EQ(traced.neurons_size(), 2);
+  EXPECT_EQ(traced.neurons(0).layer(), 0);
+  EXPECT_EQ(traced.neurons(0).index(), 7);
+  EXPECT_EQ(traced.neurons(1).index(), 0);
+  ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse classified,
+                       Classify("m", seqs));
+  ASSERT_EQ(traced.sequences_size(), 3);
+  for (int j = 0; j < 3; ++j) {
+    SCOPED_TRACE(absl::StrCat("sequence ", j));
+    const v1::SequenceTrace& t = traced.sequences(j);
+    ExpectSameClassification(t.classification(), classified.results(j));
+    ASSERT_EQ(t.traces_size(), 2);
+    for (const v1::NeuronTrace& n : t.traces()) {
+      ASSERT_EQ(n.values_size(), kSteps);
+      // A neuron at rest would trace zeros; these respond to the input.
+      EXPECT_GT(*std::max_element(n.values().begin(), n.values().end()) -
+                    *std::min_element(n.values().begin(), n.values().end()),
+                1e-6);
+    }
+    // Two neurons, two curves.
+    EXPECT_THAT(t.traces(0).values(),
+                ::testing::Not(ElementsAreArray(t.traces(1).values())));
+  }
+  // Inputs of different classes, different curves of one neuron.
+  EXPECT_THAT(
+      traced.sequences(0).traces(0).values(),
+      ::testing::Not(ElementsAreArray(traced.sequences(1).traces(0).values())));
+
+  // No neurons named: every neuron of the last layer, each one's curve the
+  // same as when named.
+  ASSERT_OK_AND_ASSIGN(const v1::TraceNeuronsResponse all,
+                       Trace("m", {seqs[1]}, {}));
+  ASSERT_EQ(all.neurons_size(), 8);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(all.neurons(i).layer(), 0);
+    EXPECT_EQ(all.neurons(i).index(), i);
+  }
+  EXPECT_THAT(all.sequences(0).traces(7).values(),
+              ElementsAreArray(traced.sequences(1).traces(0).values()));
+}
+
+TEST_F(IntegrationTest, RejectsBadTraceRequests) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ASSERT_OK(TrainTinyModel("m"));  // 1 layer of 8 neurons
+  const std::vector<double> good = SequenceValues(0);
+  const std::vector<std::pair<int, int>> one = {{0, 1}};
+  struct Case {
+    const char* what;
+    const char* model;
+    std::vector<std::vector<double>> sequences;
+    std::vector<std::pair<int, int>> neurons;
+    Code code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"unknown model",
+       "nope",
+       {good},
+       one,
+       Code::kNotFound,
+       "model \"nope\" not found"},
+      {"layer out of range",
+       "m",
+       {good},
+       {{0, 1}, {1, 0}},
+       Code::kInvalidArgument,
+       "neuron 1 (layer 1, index 0): layer 1 out of range; the model has 1 "
+       "layer(s)"},
+      {"index out of range",
+       "m",
+       {good},
+       {{0, 8}},
+       Code::kInvalidArgument,
+       "neuron 0 (layer 0, index 8): index 8 out of range; each layer has 8"},
+      {"negative index",
+       "m",
+       {good},
+       {{0, -1}},
+       Code::kInvalidArgument,
+       "index -1 out of range"},
+      {"too many sequences", "m", std::vector<std::vector<double>>(17, good),
+       one, Code::kInvalidArgument,
+       "sequences: 17 in one call; the limit is 16"},
+      {"too many neurons",
+       "m",
+       {good},
+       std::vector<std::pair<int, int>>(65, {0, 0}),
+       Code::kInvalidArgument,
+       "neurons: 65 selected; the limit is 64"},
+      {"no sequences",
+       "m",
+       {},
+       one,
+       Code::kInvalidArgument,
+       "sequences: none to trace"},
+      {"length not whole steps of d",
+       "m",
+       {good, {0.1, 0.2, 0.3}},
+       one,
+       Code::kInvalidArgument,
+       "sequence 1: 3 values is not a multiple"},
+      {"unequal lengths",
+       "m",
+       {good, Prefix(good, 5)},
+       one,
+       Code::kInvalidArgument,
+       "sequence 1: 10 values, but sequence 0 has 24; traced sequences share "
+       "one time axis"},
+      {"NaN value",
+       "m",
+       {{0.1, std::numeric_limits<double>::quiet_NaN()}},
+       one,
+       Code::kInvalidArgument,
+       "sequence 0: step 0, value 1: nan"},
+      {"too many traced values",
+       "m",
+       std::vector<std::vector<double>>(16, SequenceValues(0, 2049)),
+       {},
+       Code::kInvalidArgument,
+       "16 x 8 x 2049 = 262272 traced values; the limit is 262144"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_THAT(Trace(c.model, c.sequences, c.neurons),
+                StatusIs(c.code, c.message));
+  }
+  // Nothing was lost: the server traces the next good request.
+  ASSERT_OK_AND_ASSIGN(
+      const v1::TraceNeuronsResponse traced,
+      Trace("m", std::vector<std::vector<double>>(16, good), {{0, 0}}));
+  EXPECT_EQ(traced.sequences_size(), 16);
+}
+
 TEST_F(IntegrationTest, RejectsBadUploadsAndChangesToBuiltIns) {
   ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
   const std::string csv = TinyCsv();
@@ -864,6 +1027,11 @@ TEST_F(IntegrationTest, TokenAuthGuardsEveryServiceButHealth) {
   classify.set_model("m");
   classify.add_sequences()->add_values(0.5);
   EXPECT_THAT(anonymous->Classify(classify),
+              StatusIs(Code::kUnauthenticated, "missing bearer token"));
+  v1::TraceNeuronsRequest trace;
+  trace.set_model("m");
+  trace.add_sequences()->add_values(0.5);
+  EXPECT_THAT(anonymous->TraceNeurons(trace),
               StatusIs(Code::kUnauthenticated, "missing bearer token"));
   EXPECT_THAT(anonymous->OpenStream("m", 0, 0),
               StatusIs(Code::kUnauthenticated, "missing bearer token"));
