@@ -183,7 +183,7 @@ const std::vector<const Command*>& AllCommands() {
   static const auto* all = [] {
     auto* v = new std::vector<const Command*>;
     for (const auto* group :
-         {&JobCommands(), &DatasetCommands(), &ModelCommands(),
+         {&JobCommands(), &SweepCommands(), &DatasetCommands(), &ModelCommands(),
           &InferenceCommands(), &StatusCommands()}) {
       for (const Command& c : *group) v->push_back(&c);
     }

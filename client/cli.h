@@ -1,6 +1,6 @@
 // The command table of the `spinnet` CLI: what a command is, the parsed
 // command line it runs with, and the command groups (one file each:
-// jobs.cc, datasets.cc, models.cc, inference.cc, status.cc). A new command
+// jobs.cc, sweeps.cc, datasets.cc, models.cc, inference.cc, status.cc). A new command
 // is one Run function and one table entry in its group's file; the parser
 // (cli.cc, on CLI11), --help and shell completion all come from the table.
 #ifndef SPINNET_CLIENT_CLI_H_
@@ -99,6 +99,7 @@ struct Command {
 
 // The command groups, in help order.
 const std::vector<Command>& JobCommands();
+const std::vector<Command>& SweepCommands();
 const std::vector<Command>& DatasetCommands();
 const std::vector<Command>& ModelCommands();
 const std::vector<Command>& InferenceCommands();

@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
       grpc::CreateCustomChannel(options.target, credentials, arguments);
   Stubs stubs;
   stubs.training = v1::TrainingService::NewStub(channel);
+  stubs.sweeps = v1::SweepService::NewStub(channel);
   stubs.datasets = v1::DatasetService::NewStub(channel);
   stubs.models = v1::ModelService::NewStub(channel);
   stubs.inference = v1::InferenceService::NewStub(channel);
@@ -105,6 +106,7 @@ absl::StatusOr<Response> Client::Call(
 }
 
 using TrainingStub = v1::TrainingService::StubInterface;
+using SweepStub = v1::SweepService::StubInterface;
 using DatasetStub = v1::DatasetService::StubInterface;
 using ModelStub = v1::ModelService::StubInterface;
 using InferenceStub = v1::InferenceService::StubInterface;
@@ -130,15 +132,17 @@ absl::StatusOr<v1::TrainingJob> Client::CancelTrainingJob(
   return Call(*stubs_.training, &TrainingStub::CancelTrainingJob, request);
 }
 
-absl::Status Client::WatchTrainingJob(
-    const std::string& job_id,
-    const std::function<bool(const v1::WatchTrainingJobResponse&)>& on_update) {
+template <typename Stub, typename Request, typename Response>
+absl::Status Client::Watch(
+    Stub& stub,
+    std::unique_ptr<grpc::ClientReaderInterface<Response>> (Stub::*method)(
+        grpc::ClientContext*, const Request&),
+    const Request& request,
+    const std::function<bool(const Response&)>& on_update) const {
   std::unique_ptr<grpc::ClientContext> context = NewContext(false);
-  v1::WatchTrainingJobRequest request;
-  request.set_job_id(job_id);
-  std::unique_ptr<grpc::ClientReaderInterface<v1::WatchTrainingJobResponse>>
-      reader = stubs_.training->WatchTrainingJob(context.get(), request);
-  v1::WatchTrainingJobResponse response;
+  std::unique_ptr<grpc::ClientReaderInterface<Response>> reader =
+      (stub.*method)(context.get(), request);
+  Response response;
   bool stopped = false;
   while (reader->Read(&response)) {
     if (!stopped && !on_update(response)) {
@@ -148,6 +152,42 @@ absl::Status Client::WatchTrainingJob(
   }
   const grpc::Status status = reader->Finish();
   return stopped ? absl::OkStatus() : api::FromGrpcStatus(status);
+}
+
+absl::Status Client::WatchTrainingJob(
+    const std::string& job_id,
+    const std::function<bool(const v1::WatchTrainingJobResponse&)>& on_update) {
+  v1::WatchTrainingJobRequest request;
+  request.set_job_id(job_id);
+  return Watch(*stubs_.training, &TrainingStub::WatchTrainingJob, request,
+               on_update);
+}
+
+absl::StatusOr<v1::Sweep> Client::SubmitSweep(
+    const v1::SubmitSweepRequest& request) {
+  return Call(*stubs_.sweeps, &SweepStub::SubmitSweep, request);
+}
+
+absl::StatusOr<v1::Sweep> Client::GetSweep(const v1::GetSweepRequest& request) {
+  return Call(*stubs_.sweeps, &SweepStub::GetSweep, request);
+}
+
+absl::StatusOr<v1::ListSweepsResponse> Client::ListSweeps(
+    const v1::ListSweepsRequest& request) {
+  return Call(*stubs_.sweeps, &SweepStub::ListSweeps, request);
+}
+
+absl::StatusOr<v1::Sweep> Client::CancelSweep(
+    const v1::CancelSweepRequest& request) {
+  return Call(*stubs_.sweeps, &SweepStub::CancelSweep, request);
+}
+
+absl::Status Client::WatchSweep(
+    const std::string& sweep_id,
+    const std::function<bool(const v1::Sweep&)>& on_update) {
+  v1::WatchSweepRequest request;
+  request.set_sweep_id(sweep_id);
+  return Watch(*stubs_.sweeps, &SweepStub::WatchSweep, request, on_update);
 }
 
 absl::StatusOr<v1::Dataset> Client::UploadDataset(const std::string& name,

@@ -22,6 +22,7 @@
 #include "spinnet/v1/inference.grpc.pb.h"
 #include "spinnet/v1/metrics.grpc.pb.h"
 #include "spinnet/v1/model.grpc.pb.h"
+#include "spinnet/v1/sweep.grpc.pb.h"
 #include "spinnet/v1/training.grpc.pb.h"
 
 namespace spinnet::client {
@@ -49,6 +50,7 @@ class Client {
   // The stubs a client calls; tests may pass fakes of the interfaces.
   struct Stubs {
     std::unique_ptr<v1::TrainingService::StubInterface> training;
+    std::unique_ptr<v1::SweepService::StubInterface> sweeps;
     std::unique_ptr<v1::DatasetService::StubInterface> datasets;
     std::unique_ptr<v1::ModelService::StubInterface> models;
     std::unique_ptr<v1::InferenceService::StubInterface> inference;
@@ -82,6 +84,16 @@ class Client {
       const std::string& job_id,
       const std::function<bool(const v1::WatchTrainingJobResponse&)>&
           on_update);
+
+  // SweepService.
+  absl::StatusOr<v1::Sweep> SubmitSweep(const v1::SubmitSweepRequest& request);
+  absl::StatusOr<v1::Sweep> GetSweep(const v1::GetSweepRequest& request);
+  absl::StatusOr<v1::ListSweepsResponse> ListSweeps(
+      const v1::ListSweepsRequest& request);
+  absl::StatusOr<v1::Sweep> CancelSweep(const v1::CancelSweepRequest& request);
+  // As WatchTrainingJob: until the sweep ends or `on_update` returns false.
+  absl::Status WatchSweep(const std::string& sweep_id,
+                          const std::function<bool(const v1::Sweep&)>& on_update);
 
   // DatasetService.
   // Sends a header (name, input_dim, size, SHA-256), then `bytes` in 32 KiB
@@ -141,6 +153,16 @@ class Client {
       grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
                                    Response*),
       const Request& request) const;
+
+  // A server-streaming call without deadline, `on_update` per message as
+  // WatchTrainingJob describes.
+  template <typename Stub, typename Request, typename Response>
+  absl::Status Watch(
+      Stub& stub,
+      std::unique_ptr<grpc::ClientReaderInterface<Response>> (Stub::*method)(
+          grpc::ClientContext*, const Request&),
+      const Request& request,
+      const std::function<bool(const Response&)>& on_update) const;
 
   Stubs stubs_;
   std::shared_ptr<grpc::ChannelInterface> channel_;
