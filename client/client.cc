@@ -61,6 +61,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   // ones that are down; with one address it behaves like pick_first.
   grpc::ChannelArguments arguments;
   arguments.SetServiceConfigJSON(kServiceConfig);
+  // A sweep of 10,000 points with its job ids is a few MB, over gRPC's
+  // default 4 MB; the server bounds what it sends (--max-message-bytes).
+  arguments.SetMaxReceiveMessageSize(64 << 20);
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateCustomChannel(options.target, credentials, arguments);
   Stubs stubs;
