@@ -11,6 +11,14 @@ using google::protobuf::util::TimeUtil;
 std::string ModelBlobKey(const std::string& job_id) {
   return absl::StrCat("models/", job_id, ".spnm");
 }
+std::string ImportedModelBlobKey(const std::string& name, int version) {
+  return absl::StrCat("imported-models/", name, "@", version, ".spnm");
+}
+std::string ModelBlobKeyOf(const v1::Model& model) {
+  return model.source_job_id().empty()
+             ? ImportedModelBlobKey(model.name(), model.version())
+             : ModelBlobKey(model.source_job_id());
+}
 std::string CheckpointBlobKey(const std::string& job_id) {
   return absl::StrCat("checkpoints/", job_id, ".ckpt");
 }
@@ -103,6 +111,20 @@ absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
   if (has_model != (job.state() == v1::JOB_STATE_SUCCEEDED)) {
     return absl::InvalidArgumentError(
         "a model is published with a SUCCEEDED job, and only then");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckImportable(const ModelToPublish& model) {
+  const std::string& name = model.info.name();
+  if (name.empty() || name.find_first_of("/@") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model name \"", name, "\" cannot be stored; need a non-empty name "
+        "without '/' or '@'"));
+  }
+  if (model.bytes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model \"", name, "\": the file is empty"));
   }
   return absl::OkStatus();
 }

@@ -44,6 +44,10 @@ Store::Checkpoints ReadCheckpoints(BlobStore& blobs, const std::string& job_id);
 // model (INVALID_ARGUMENT otherwise).
 absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model);
 
+// InsertModel's argument: a name usable in a blob key and a non-empty file
+// (INVALID_ARGUMENT otherwise).
+absl::Status CheckImportable(const ModelToPublish& model);
+
 // A record as the bytes a backend stores; INVALID_ARGUMENT if it cannot be
 // serialized (over 2 GiB).
 absl::StatusOr<std::string> Serialize(const google::protobuf::MessageLite& m);

@@ -76,6 +76,7 @@ class MemoryStore : public Store {
   absl::StatusOr<std::vector<v1::Model>> ListModels(
       const std::string& name) override;
   absl::Status DeleteModel(const std::string& name, int version) override;
+  absl::StatusOr<v1::Model> InsertModel(ModelToPublish model) override;
 
  private:
   struct JobRow {
@@ -91,6 +92,11 @@ class MemoryStore : public Store {
   void Write(JobRow* row, const v1::TrainingJob& job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const std::string& job_id);
+  // Publishes `model` as the next version of its name; `job_id` is the
+  // source job, empty for an import. Returns the record.
+  absl::StatusOr<v1::Model> Publish(ModelToPublish model,
+                                    const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<absl::Time()> now_;
   std::function<void(const std::string&)> changed_;
