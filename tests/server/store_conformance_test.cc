@@ -980,18 +980,21 @@ TEST_P(StoreTest, InsertModelNumbersImportsWithJobsVersions) {
   EXPECT_EQ(Publish("j2", "m", "job-3").version(), 3);
   ASSERT_OK_AND_ASSIGN(stored, store_->GetModel("m", 0));
   EXPECT_EQ(stored.source_job_id(), "j2");
+  ASSERT_OK_AND_ASSIGN(imported,
+                       store_->InsertModel(MakeModel("m", "imported-4")));
+  EXPECT_EQ(imported.version(), 4);
 
-  // Deleting an import removes its file only; its version is not reused,
-  // neither by an import nor by a job.
+  // Deleting an import removes its own file only (not another import's of
+  // the same name, nor a job's); its version is not reused, neither by an
+  // import nor by a job.
   ASSERT_OK(store_->DeleteModel("m", 2));
   EXPECT_THAT(store_->GetModel("m", 2), StatusIs(Code::kNotFound, "version 2"));
   EXPECT_THAT(store_->blobs().Get(ImportedModelBlobKey("m", 2)),
               StatusIs(Code::kNotFound, "imported-models"));
+  ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ImportedModelBlobKey("m", 4)));
+  EXPECT_EQ(bytes, "imported-4");
   ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ModelBlobKey("j1")));
   EXPECT_EQ(bytes, "job-1");
-  ASSERT_OK_AND_ASSIGN(imported,
-                       store_->InsertModel(MakeModel("m", "imported-4")));
-  EXPECT_EQ(imported.version(), 4);
   ASSERT_OK(store_->DeleteModel("m", 4));  // the latest
   EXPECT_EQ(Publish("j3", "m", "job-5").version(), 5);
   ASSERT_OK_AND_ASSIGN(imported,
