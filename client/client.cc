@@ -214,8 +214,8 @@ absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(
 absl::StatusOr<ModelFile> Client::ExportModel(
     const v1::ExportModelRequest& request) {
   std::unique_ptr<grpc::ClientContext> context = NewContext(true);
-  std::unique_ptr<grpc::ClientReaderInterface<v1::ExportModelResponse>>
-      reader = stubs_.models->ExportModel(context.get(), request);
+  std::unique_ptr<grpc::ClientReaderInterface<v1::ExportModelResponse>> reader =
+      stubs_.models->ExportModel(context.get(), request);
   ModelFile file;
   v1::ExportModelResponse msg;
   // After a broken message the rest is drained, so Finish can end the call.
@@ -238,9 +238,9 @@ absl::StatusOr<ModelFile> Client::ExportModel(
   RETURN_IF_ERROR(broken);
   if (size < 0) return absl::InternalError("export ended without a header");
   if (static_cast<int64_t>(file.bytes.size()) != size) {
-    return absl::DataLossError(
-        absl::StrCat("export of ", request.name(), " brought ",
-                     file.bytes.size(), " bytes; its header said ", size));
+    return absl::DataLossError(absl::StrCat("export of ", request.name(),
+                                            " brought ", file.bytes.size(),
+                                            " bytes; its header said ", size));
   }
   return file;
 }

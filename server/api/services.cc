@@ -33,8 +33,8 @@ absl::StatusOr<std::string> ReadUpload(grpc::ServerContext* ctx,
                                        Header* header) {
   Request msg;
   if (!reader->Read(&msg) || !msg.has_header()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the first message of a ", what, " must be the header"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the first message of a ", what, " must be the header"));
   }
   *header = msg.header();
   if (header->size_bytes() < 0 || header->size_bytes() > limit) {
@@ -60,9 +60,9 @@ absl::StatusOr<std::string> ReadUpload(grpc::ServerContext* ctx,
     return absl::CancelledError(absl::StrCat(what, " cancelled"));
   }
   if (static_cast<int64_t>(bytes.size()) != header->size_bytes()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " has ", bytes.size(), " bytes; the header said ",
-                     header->size_bytes()));
+    return absl::InvalidArgumentError(absl::StrCat(what, " has ", bytes.size(),
+                                                   " bytes; the header said ",
+                                                   header->size_bytes()));
   }
   return bytes;
 }
@@ -242,8 +242,8 @@ grpc::Status ModelServiceImpl::ExportModel(
 }
 
 grpc::Status ModelServiceImpl::ImportModel(
-    grpc::ServerContext* ctx, grpc::ServerReader<v1::ImportModelRequest>* reader,
-    v1::Model* resp) {
+    grpc::ServerContext* ctx,
+    grpc::ServerReader<v1::ImportModelRequest>* reader, v1::Model* resp) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
     v1::ImportModelHeader header;
     ASSIGN_OR_RETURN(std::string bytes,

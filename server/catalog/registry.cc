@@ -75,10 +75,10 @@ absl::StatusOr<Model> ModelRegistry::ParseFile(const v1::Model& info,
                                                absl::string_view bytes) {
   absl::StatusOr<Model> model = ParseModel(bytes);
   if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat("model ", info.name(), " version ",
-                                     info.version(), ": ",
-                                     model.status().message()));
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat("model ", info.name(), " version ", info.version(), ": ",
+                     model.status().message()));
   }
   return model;
 }
@@ -135,9 +135,9 @@ absl::StatusOr<v1::Model> ModelRegistry::Import(const std::string& name,
   }
   absl::StatusOr<Model> model = ParseModel(bytes);
   if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat("model file for ", name, ": ",
-                                     model.status().message()));
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat("model file for ", name, ": ", model.status().message()));
   }
   ASSIGN_OR_RETURN(v1::Model info,
                    store_->InsertModel(ModelToPublish{

@@ -286,9 +286,9 @@ absl::Status JobRunner::Train(Active* active) {
       spinnet::Train(*std::move(start), split.train, split.test, &observer);
   RETURN_IF_ERROR(observer.status());
   RETURN_IF_ERROR(done.status());
-  active->model = ModelToPublish{
-      DescribeJobModel(job, done->model, done->history.back()),
-      SerializeModel(done->model)};
+  active->model =
+      ModelToPublish{DescribeJobModel(job, done->model, done->history.back()),
+                     SerializeModel(done->model)};
   return absl::OkStatus();
 }
 

@@ -118,9 +118,10 @@ absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
 absl::Status CheckImportable(const ModelToPublish& model) {
   const std::string& name = model.info.name();
   if (name.empty() || name.find_first_of("/@") != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model name \"", name, "\" cannot be stored; need a non-empty name "
-        "without '/' or '@'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model name \"", name,
+                     "\" cannot be stored; need a non-empty name "
+                     "without '/' or '@'"));
   }
   if (model.bytes.empty()) {
     return absl::InvalidArgumentError(

@@ -640,10 +640,11 @@ absl::StatusOr<v1::Model> PublishModel(PgConnection& conn, ModelToPublish model,
   info.set_source_job_id(job_id);
   ASSIGN_OR_RETURN(const std::string proto, Serialize(info));
   RETURN_IF_ERROR(PutBlob(conn, ModelBlobKeyOf(info), model.bytes));
-  RETURN_IF_ERROR(conn.Exec("INSERT INTO models (name, version, proto) "
-                            "VALUES ($1, $2, $3)",
-                            {info.name(), info.version(), PgParam::Bytes(proto)})
-                      .status());
+  RETURN_IF_ERROR(
+      conn.Exec("INSERT INTO models (name, version, proto) "
+                "VALUES ($1, $2, $3)",
+                {info.name(), info.version(), PgParam::Bytes(proto)})
+          .status());
   return std::move(info);
 }
 

@@ -1074,8 +1074,8 @@ absl::StatusOr<Model> TrainOffline(const std::string& spec_overrides,
   ASSIGN_OR_RETURN(Checkpoint start, StartTraining(spec.network, spec.device,
                                                    spec.train, split.train));
   if (!train) return start.model;
-  ASSIGN_OR_RETURN(Checkpoint done, Train(std::move(start), split.train,
-                                          split.test, nullptr));
+  ASSIGN_OR_RETURN(Checkpoint done,
+                   Train(std::move(start), split.train, split.test, nullptr));
   return done.model;
 }
 
@@ -1167,9 +1167,9 @@ TEST_F(IntegrationTest, ExportThenImportIsByteIdenticalAndClassifiesTheSame) {
                        client_->ImportModel("m", exported.bytes));
   EXPECT_EQ(m2.version(), 2);
   ASSERT_OK_AND_ASSIGN(const v1::TrainingJob job3, Submit("", "tiny", "m"));
-  ASSERT_OK_AND_ASSIGN(const v1::TrainingJob done3,
-                       WaitForState(job3.id(), v1::JOB_STATE_SUCCEEDED,
-                                    absl::Seconds(60)));
+  ASSERT_OK_AND_ASSIGN(
+      const v1::TrainingJob done3,
+      WaitForState(job3.id(), v1::JOB_STATE_SUCCEEDED, absl::Seconds(60)));
   EXPECT_EQ(done3.model_version(), 3);
   ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse v2,
                        Classify("m", seqs, /*version=*/2));

@@ -991,7 +991,8 @@ TEST_P(StoreTest, InsertModelNumbersImportsWithJobsVersions) {
   EXPECT_THAT(store_->GetModel("m", 2), StatusIs(Code::kNotFound, "version 2"));
   EXPECT_THAT(store_->blobs().Get(ImportedModelBlobKey("m", 2)),
               StatusIs(Code::kNotFound, "imported-models"));
-  ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ImportedModelBlobKey("m", 4)));
+  ASSERT_OK_AND_ASSIGN(bytes,
+                       store_->blobs().Get(ImportedModelBlobKey("m", 4)));
   EXPECT_EQ(bytes, "imported-4");
   ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ModelBlobKey("j1")));
   EXPECT_EQ(bytes, "job-1");
@@ -1008,9 +1009,9 @@ TEST_P(StoreTest, InsertModelNumbersImportsWithJobsVersions) {
                           std::make_pair("m", 5), std::make_pair("m", 6)));
   for (const v1::Model& m : models) {
     ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ModelBlobKeyOf(m)));
-    EXPECT_EQ(bytes, absl::StrCat(m.source_job_id().empty() ? "imported-"
-                                                            : "job-",
-                                  m.version()));
+    EXPECT_EQ(bytes,
+              absl::StrCat(m.source_job_id().empty() ? "imported-" : "job-",
+                           m.version()));
   }
 
   // A name of its own starts at 1; a binary file of several MB (larger than
