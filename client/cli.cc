@@ -159,8 +159,9 @@ absl::Status Collect(const Node& node, Invocation* inv) {
       continue;
     }
     const std::string name = o->get_lnames()[0];
-    if (name == "help" || name == "version") continue;
     const FlagSpec* spec = FindFlagSpec(node.command, name);
+    // The program's --help and --version, not a command's --version V.
+    if (name == "help" || (name == "version" && spec == nullptr)) continue;
     const std::string value =
         spec != nullptr && spec->kind == Kind::kSwitch ? ""
                                                        : o->results().back();

@@ -108,6 +108,21 @@ absl::StatusOr<Response> Client::Call(
   return response;
 }
 
+// Sends `request` (holding the header), then `bytes` in chunks, and ends the
+// call: its status.
+template <typename Request>
+absl::Status WriteUpload(grpc::ClientWriterInterface<Request>& writer,
+                         Request request, absl::string_view bytes) {
+  // A failed write means the server ended the call; Finish says why.
+  bool open = writer.Write(request);
+  for (size_t at = 0; open && at < bytes.size(); at += kUploadChunkBytes) {
+    request.set_chunk(std::string(bytes.substr(at, kUploadChunkBytes)));
+    open = writer.Write(request);
+  }
+  if (open) writer.WritesDone();
+  return api::FromGrpcStatus(writer.Finish());
+}
+
 using TrainingStub = v1::TrainingService::StubInterface;
 using SweepStub = v1::SweepService::StubInterface;
 using DatasetStub = v1::DatasetService::StubInterface;
@@ -206,14 +221,7 @@ absl::StatusOr<v1::Dataset> Client::UploadDataset(const std::string& name,
   header->set_input_dim(input_dim);
   header->set_size_bytes(static_cast<int64_t>(bytes.size()));
   header->set_sha256(Sha256Hex(bytes));
-  // A failed write means the server ended the call; Finish says why.
-  bool open = writer->Write(request);
-  for (size_t at = 0; open && at < bytes.size(); at += kUploadChunkBytes) {
-    request.set_chunk(std::string(bytes.substr(at, kUploadChunkBytes)));
-    open = writer->Write(request);
-  }
-  if (open) writer->WritesDone();
-  RETURN_IF_ERROR(api::FromGrpcStatus(writer->Finish()));
+  RETURN_IF_ERROR(WriteUpload(*writer, std::move(request), bytes));
   return dataset;
 }
 
@@ -244,6 +252,53 @@ absl::StatusOr<v1::Model> Client::GetModel(const v1::GetModelRequest& request) {
 absl::StatusOr<v1::DeleteModelResponse> Client::DeleteModel(
     const v1::DeleteModelRequest& request) {
   return Call(*stubs_.models, &ModelStub::DeleteModel, request);
+}
+
+absl::StatusOr<ModelFile> Client::ExportModel(
+    const v1::ExportModelRequest& request) {
+  std::unique_ptr<grpc::ClientContext> context = NewContext(true);
+  std::unique_ptr<grpc::ClientReaderInterface<v1::ExportModelResponse>> reader =
+      stubs_.models->ExportModel(context.get(), request);
+  ModelFile file;
+  v1::ExportModelResponse msg;
+  // After a broken message the rest is drained, so Finish can end the call.
+  absl::Status broken;
+  int64_t size = -1;  // until the header
+  while (reader->Read(&msg)) {
+    if (!broken.ok()) continue;
+    if (msg.has_header()) {
+      if (size >= 0) broken = absl::InternalError("export sent two headers");
+      file.model = std::move(*msg.mutable_header()->mutable_model());
+      size = msg.header().size_bytes();
+      if (size >= 0) file.bytes.reserve(size);
+    } else if (size < 0) {
+      broken = absl::InternalError("export sent a chunk before its header");
+    } else {
+      file.bytes += msg.chunk();
+    }
+  }
+  RETURN_IF_ERROR(api::FromGrpcStatus(reader->Finish()));
+  RETURN_IF_ERROR(broken);
+  if (size < 0) return absl::InternalError("export ended without a header");
+  if (static_cast<int64_t>(file.bytes.size()) != size) {
+    return absl::DataLossError(absl::StrCat("export of ", request.name(),
+                                            " brought ", file.bytes.size(),
+                                            " bytes; its header said ", size));
+  }
+  return file;
+}
+
+absl::StatusOr<v1::Model> Client::ImportModel(const std::string& name,
+                                              absl::string_view bytes) {
+  std::unique_ptr<grpc::ClientContext> context = NewContext(true);
+  v1::Model model;
+  std::unique_ptr<grpc::ClientWriterInterface<v1::ImportModelRequest>> writer =
+      stubs_.models->ImportModel(context.get(), &model);
+  v1::ImportModelRequest request;
+  request.mutable_header()->set_name(name);
+  request.mutable_header()->set_size_bytes(static_cast<int64_t>(bytes.size()));
+  RETURN_IF_ERROR(WriteUpload(*writer, std::move(request), bytes));
+  return model;
 }
 
 absl::StatusOr<v1::ClassifyResponse> Client::Classify(

@@ -44,6 +44,12 @@ struct ClientOptions {
 
 class StreamSession;
 
+// A model version's file as ExportModel brings it.
+struct ModelFile {
+  v1::Model model;    // the version's record
+  std::string bytes;  // the file exactly as the server stores it
+};
+
 // Thread-safe: calls may run concurrently from several threads.
 class Client {
  public:
@@ -113,6 +119,14 @@ class Client {
   absl::StatusOr<v1::Model> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<v1::DeleteModelResponse> DeleteModel(
       const v1::DeleteModelRequest& request);
+  // The version's file (core/model_io.h format) and record; version 0: the
+  // latest. DATA_LOSS if the chunks do not add up to the size the header
+  // announced.
+  absl::StatusOr<ModelFile> ExportModel(const v1::ExportModelRequest& request);
+  // Sends a header (name, size), then `bytes` (a model file, e.g. from
+  // `spinnet-train --out`) in 32 KiB chunks; the new version's record.
+  absl::StatusOr<v1::Model> ImportModel(const std::string& name,
+                                        absl::string_view bytes);
 
   // InferenceService.
   absl::StatusOr<v1::ClassifyResponse> Classify(

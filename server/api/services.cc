@@ -19,6 +19,54 @@ grpc::Status Handle(const TokenAuthorizer* auth, grpc::ServerContext* ctx,
   return api::ToGrpcStatus(s);
 }
 
+// Files leave in chunks this size: well under any --max-message-bytes a
+// server accepts, and big enough that framing costs nothing.
+constexpr size_t kChunkBytes = 32 << 10;
+
+// A client-streamed file (UploadDataset, ImportModel): a header announcing
+// size_bytes (at most `limit`), then chunks adding up to exactly that.
+// `what` names the file in errors.
+template <typename Request, typename Header>
+absl::StatusOr<std::string> ReadUpload(grpc::ServerContext* ctx,
+                                       grpc::ServerReader<Request>* reader,
+                                       int64_t limit, absl::string_view what,
+                                       Header* header) {
+  Request msg;
+  if (!reader->Read(&msg) || !msg.has_header()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the first message of a ", what, " must be the header"));
+  }
+  *header = msg.header();
+  if (header->size_bytes() < 0 || header->size_bytes() > limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " of ", header->size_bytes(), " bytes; the limit is ", limit));
+  }
+  std::string bytes;
+  bytes.reserve(header->size_bytes());
+  while (reader->Read(&msg)) {
+    if (msg.has_header()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a second header in one ", what));
+    }
+    if (static_cast<int64_t>(bytes.size() + msg.chunk().size()) >
+        header->size_bytes()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " is longer than the ", header->size_bytes(),
+                       " bytes its header announced"));
+    }
+    bytes += msg.chunk();
+  }
+  if (ctx->IsCancelled()) {
+    return absl::CancelledError(absl::StrCat(what, " cancelled"));
+  }
+  if (static_cast<int64_t>(bytes.size()) != header->size_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " has ", bytes.size(),
+                                                   " bytes; the header said ",
+                                                   header->size_bytes()));
+  }
+  return bytes;
+}
+
 }  // namespace
 
 grpc::Status TrainingServiceImpl::SubmitTrainingJob(
@@ -172,33 +220,10 @@ grpc::Status DatasetServiceImpl::UploadDataset(
     grpc::ServerContext* ctx,
     grpc::ServerReader<v1::UploadDatasetRequest>* reader, v1::Dataset* resp) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
-    v1::UploadDatasetRequest msg;
-    if (!reader->Read(&msg) || !msg.has_header()) {
-      return absl::InvalidArgumentError(
-          "the first upload message must be the header");
-    }
-    const v1::UploadDatasetHeader header = msg.header();
-    if (header.size_bytes() < 0 ||
-        header.size_bytes() > datasets_->max_upload_bytes()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("upload of ", header.size_bytes(), " bytes; the limit is ",
-                       datasets_->max_upload_bytes()));
-    }
-    std::string bytes;
-    bytes.reserve(header.size_bytes());
-    while (reader->Read(&msg)) {
-      if (!msg.has_chunk() && msg.has_header()) {
-        return absl::InvalidArgumentError("a second header in one upload");
-      }
-      if (static_cast<int64_t>(bytes.size() + msg.chunk().size()) >
-          header.size_bytes()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "upload is longer than the ", header.size_bytes(),
-            " bytes its header announced"));
-      }
-      bytes += msg.chunk();
-    }
-    if (ctx->IsCancelled()) return absl::CancelledError("upload cancelled");
+    v1::UploadDatasetHeader header;
+    ASSIGN_OR_RETURN(std::string bytes,
+                     ReadUpload(ctx, reader, datasets_->max_upload_bytes(),
+                                "upload", &header));
     ASSIGN_OR_RETURN(*resp, datasets_->Add(header, std::move(bytes)));
     return absl::OkStatus();
   });
@@ -256,6 +281,40 @@ grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* ctx,
                                            v1::DeleteModelResponse*) {
   return Handle(auth_, ctx,
                 [&] { return models_->Delete(req->name(), req->version()); });
+}
+
+grpc::Status ModelServiceImpl::ExportModel(
+    grpc::ServerContext* ctx, const v1::ExportModelRequest* req,
+    grpc::ServerWriter<v1::ExportModelResponse>* writer) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(ModelFile file,
+                     models_->Export(req->name(), req->version()));
+    v1::ExportModelResponse msg;
+    *msg.mutable_header()->mutable_model() = std::move(file.info);
+    msg.mutable_header()->set_size_bytes(
+        static_cast<int64_t>(file.bytes.size()));
+    bool open = writer->Write(msg);
+    const absl::string_view bytes = file.bytes;
+    for (size_t at = 0; open && at < bytes.size(); at += kChunkBytes) {
+      msg.set_chunk(std::string(bytes.substr(at, kChunkBytes)));
+      open = writer->Write(msg);
+    }
+    if (!open) return absl::CancelledError("export cancelled by the client");
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ModelServiceImpl::ImportModel(
+    grpc::ServerContext* ctx,
+    grpc::ServerReader<v1::ImportModelRequest>* reader, v1::Model* resp) {
+  return Handle(auth_, ctx, [&]() -> absl::Status {
+    v1::ImportModelHeader header;
+    ASSIGN_OR_RETURN(std::string bytes,
+                     ReadUpload(ctx, reader, models_->max_import_bytes(),
+                                "model import", &header));
+    ASSIGN_OR_RETURN(*resp, models_->Import(header.name(), std::move(bytes)));
+    return absl::OkStatus();
+  });
 }
 
 grpc::Status MetricsServiceImpl::GetTrainingMetrics(

@@ -113,6 +113,12 @@ class ModelServiceImpl final : public v1::ModelService::Service {
   grpc::Status DeleteModel(grpc::ServerContext* ctx,
                            const v1::DeleteModelRequest* req,
                            v1::DeleteModelResponse* resp) override;
+  grpc::Status ExportModel(
+      grpc::ServerContext* ctx, const v1::ExportModelRequest* req,
+      grpc::ServerWriter<v1::ExportModelResponse>* writer) override;
+  grpc::Status ImportModel(grpc::ServerContext* ctx,
+                           grpc::ServerReader<v1::ImportModelRequest>* reader,
+                           v1::Model* resp) override;
 
  private:
   Store* store_;

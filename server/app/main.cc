@@ -65,6 +65,10 @@ const std::vector<Flag>& Flags() {
        [](const std::string& v, O* o) {
          return absl::SimpleAtoi(v, &o->max_dataset_bytes);
        }},
+      {"max-model-bytes", "largest model file import [bytes]", false,
+       [](const std::string& v, O* o) {
+         return absl::SimpleAtoi(v, &o->max_model_bytes);
+       }},
       {"stream-idle-timeout", "close streams idle this long [s]", false,
        [](const std::string& v, O* o) {
          return ParseSeconds(v, &o->stream_idle_timeout);
@@ -125,6 +129,7 @@ std::string DefaultOf(const std::string& name) {
   }
   if (name == "max-message-bytes") return absl::StrCat(d.max_message_bytes);
   if (name == "max-dataset-bytes") return absl::StrCat(d.max_dataset_bytes);
+  if (name == "max-model-bytes") return absl::StrCat(d.max_model_bytes);
   if (name == "stream-idle-timeout") return seconds(d.stream_idle_timeout);
   if (name == "lease-ttl") return seconds(d.lease_ttl);
   if (name == "heartbeat-interval") return seconds(d.heartbeat_interval);

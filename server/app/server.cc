@@ -82,7 +82,7 @@ absl::Status SpinnetServer::Start() {
     ASSIGN_OR_RETURN(metrics_address_, metrics_->StartExposer(o.metrics_listen));
   }
   auth_ = std::make_unique<TokenAuthorizer>(token);
-  models_ = std::make_unique<ModelRegistry>(store_.get());
+  models_ = std::make_unique<ModelRegistry>(store_.get(), o.max_model_bytes);
   datasets_ = std::make_unique<DatasetRegistry>(store_.get(),
                                                 o.max_dataset_bytes);
   JobQueueOptions queue_options;

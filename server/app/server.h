@@ -42,6 +42,7 @@ struct ServerOptions {
   int max_queued_sweep_jobs = 20000;  // QUEUED jobs of sweeps, store-wide
   int max_message_bytes = 16 << 20;
   int64_t max_dataset_bytes = 256 << 20;
+  int64_t max_model_bytes = 256 << 20;  // ImportModel
   absl::Duration stream_idle_timeout = absl::Seconds(60);
   std::string auth_token_file;  // empty: no auth
   TlsOptions tls;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/sha256.h"
 #include "core/status_macros.h"
+#include "proto/api_convert.h"
 #include "server/storage/job_records.h"
 
 namespace spinnet::server {
@@ -41,33 +42,108 @@ absl::Status ValidateName(const std::string& what, const std::string& name) {
   return absl::OkStatus();
 }
 
+v1::Model DescribeModel(const std::string& name, const Model& model) {
+  v1::Model info;
+  info.set_name(name);
+  *info.mutable_spec() =
+      api::SpecToProto({model.network, model.device, model.train});
+  info.set_dataset(model.dataset_name);
+  for (const auto& label : model.class_labels) info.add_class_labels(label);
+  info.set_input_dim(model.network.input_dim);
+  info.set_sequence_steps(model.sequence_steps);
+  *info.mutable_create_time() = TimestampNow();
+  return info;
+}
+
+namespace {
+
+// Versions are never reused, and a job's and an import's never share a
+// number, so (name, version, source job) names one file forever.
+std::tuple<std::string, int, std::string> CacheKey(const v1::Model& info) {
+  return std::make_tuple(info.name(), info.version(), info.source_job_id());
+}
+
+absl::Status CheckVersion(int version) {
+  if (version >= 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("model version ", version, "; need >= 1, or 0 for latest"));
+}
+
+}  // namespace
+
+absl::StatusOr<Model> ModelRegistry::ParseFile(const v1::Model& info,
+                                               absl::string_view bytes) {
+  absl::StatusOr<Model> model = ParseModel(bytes);
+  if (!model.ok()) {
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat("model ", info.name(), " version ", info.version(), ": ",
+                     model.status().message()));
+  }
+  return model;
+}
+
+std::shared_ptr<const Model> ModelRegistry::Cache(const v1::Model& info,
+                                                  Model model) {
+  auto shared = std::make_shared<const Model>(std::move(model));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cache_.size() >= kMaxCached) cache_.clear();
+  cache_.emplace(CacheKey(info), shared);
+  return shared;
+}
+
 absl::StatusOr<LoadedModel> ModelRegistry::Get(const std::string& name,
                                                int version) {
   RETURN_IF_ERROR(ValidateName("model", name));
-  if (version < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model version ", version, "; need >= 1, or 0 for latest"));
-  }
+  RETURN_IF_ERROR(CheckVersion(version));
   ASSIGN_OR_RETURN(v1::Model info, store_->GetModel(name, version));
-  const auto key = std::make_tuple(name, info.version(), info.source_job_id());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
+    auto it = cache_.find(CacheKey(info));
     if (it != cache_.end()) return LoadedModel{it->second, info};
   }
   ASSIGN_OR_RETURN(const std::string bytes,
-                   store_->blobs().Get(ModelBlobKey(info.source_job_id())));
+                   store_->blobs().Get(ModelBlobKeyOf(info)));
+  ASSIGN_OR_RETURN(Model model, ParseFile(info, bytes));
+  return LoadedModel{Cache(info, std::move(model)), info};
+}
+
+absl::StatusOr<ModelFile> ModelRegistry::Export(const std::string& name,
+                                                int version) {
+  RETURN_IF_ERROR(ValidateName("model", name));
+  RETURN_IF_ERROR(CheckVersion(version));
+  ModelFile file;
+  ASSIGN_OR_RETURN(file.info, store_->GetModel(name, version));
+  ASSIGN_OR_RETURN(file.bytes, store_->blobs().Get(ModelBlobKeyOf(file.info)));
+  // A file that no longer parses would only fail later, on the caller's
+  // machine or chip.
+  RETURN_IF_ERROR(ParseFile(file.info, file.bytes).status());
+  return file;
+}
+
+absl::StatusOr<v1::Model> ModelRegistry::Import(const std::string& name,
+                                                std::string bytes) {
+  RETURN_IF_ERROR(ValidateName("model", name));
+  if (bytes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model file for ", name, " is empty"));
+  }
+  if (static_cast<int64_t>(bytes.size()) > max_import_bytes_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model file of ", bytes.size(), " bytes; the limit is ",
+                     max_import_bytes_));
+  }
   absl::StatusOr<Model> model = ParseModel(bytes);
   if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat("model ", name, " version ", info.version(),
-                                     ": ", model.status().message()));
+    return absl::Status(
+        model.status().code(),
+        absl::StrCat("model file for ", name, ": ", model.status().message()));
   }
-  auto shared = std::make_shared<const Model>(*std::move(model));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (cache_.size() >= kMaxCached) cache_.clear();
-  cache_.emplace(key, shared);
-  return LoadedModel{shared, info};
+  ASSIGN_OR_RETURN(v1::Model info,
+                   store_->InsertModel(ModelToPublish{
+                       DescribeModel(name, *model), std::move(bytes)}));
+  Cache(info, *std::move(model));
+  return info;
 }
 
 absl::Status ModelRegistry::Delete(const std::string& name, int version) {

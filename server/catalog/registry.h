@@ -24,23 +24,53 @@ namespace spinnet::server {
 // with '.'. INVALID_ARGUMENT naming `what` otherwise.
 absl::Status ValidateName(const std::string& what, const std::string& name);
 
+// The record of `model` published as `name`: what the file holds (spec,
+// dataset, classes, sizes) and the time now. A job adds its accuracies and
+// energy; an import has none.
+v1::Model DescribeModel(const std::string& name, const Model& model);
+
 // A published model version, ready to run.
 struct LoadedModel {
   std::shared_ptr<const Model> model;
   v1::Model info;
 };
 
+// A published model version's file, as stored.
+struct ModelFile {
+  v1::Model info;
+  std::string bytes;  // core/model_io.h format
+};
+
 class ModelRegistry {
  public:
-  explicit ModelRegistry(Store* store) : store_(store) {}
+  // Imports of more than `max_import_bytes` are refused.
+  ModelRegistry(Store* store, int64_t max_import_bytes)
+      : store_(store), max_import_bytes_(max_import_bytes) {}
   // version 0: latest. NOT_FOUND for unknown models/versions (also when
   // another replica deleted it a moment ago).
   absl::StatusOr<LoadedModel> Get(const std::string& name, int version);
   // Sessions holding the loaded model keep running on it.
   absl::Status Delete(const std::string& name, int version);
+  // The version's file exactly as stored, after checking that it still
+  // parses (DATA_LOSS naming the version if it does not). Errors as Get.
+  absl::StatusOr<ModelFile> Export(const std::string& name, int version);
+  // Publishes `bytes` (a model file) as the next version of `name`, once it
+  // has parsed and passed its checks: INVALID_ARGUMENT for a bad name, an
+  // empty file, one over max_import_bytes() or not a model file; DATA_LOSS
+  // for a corrupt or truncated one. Nothing is stored on error. The new
+  // version is served at once (Get reads the store's records).
+  absl::StatusOr<v1::Model> Import(const std::string& name, std::string bytes);
+  int64_t max_import_bytes() const { return max_import_bytes_; }
 
  private:
+  // `bytes` parsed as the file of `info`; errors name the version.
+  static absl::StatusOr<Model> ParseFile(const v1::Model& info,
+                                         absl::string_view bytes);
+  // Adds a parsed version to the cache; returns the shared model.
+  std::shared_ptr<const Model> Cache(const v1::Model& info, Model model);
+
   Store* store_;
+  const int64_t max_import_bytes_;
   std::mutex mu_;
   // By (name, version, source job): a version number is never reused.
   std::map<std::tuple<std::string, int, std::string>,

@@ -18,20 +18,13 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-v1::Model DescribeModel(const v1::TrainingJob& job, const Model& model,
-                        const EpochMetrics& last) {
-  v1::Model info;
-  info.set_name(job.model_name());
-  *info.mutable_spec() =
-      api::SpecToProto({model.network, model.device, model.train});
+v1::Model DescribeJobModel(const v1::TrainingJob& job, const Model& model,
+                           const EpochMetrics& last) {
+  v1::Model info = DescribeModel(job.model_name(), model);
   info.set_dataset(job.dataset());
-  for (const auto& label : model.class_labels) info.add_class_labels(label);
-  info.set_input_dim(model.network.input_dim);
-  info.set_sequence_steps(model.sequence_steps);
   info.set_final_train_accuracy(last.train_accuracy);
   info.set_final_test_accuracy(last.test_accuracy);
   info.set_energy_per_classification_joules(last.energy_per_sample_joules);
-  *info.mutable_create_time() = TimestampNow();
   return info;
 }
 
@@ -294,9 +287,9 @@ absl::Status JobRunner::Train(Active* active) {
   RETURN_IF_ERROR(observer.status());
   RETURN_IF_ERROR(done.status());
   if (!job.model_name().empty()) {  // a sweep's job may publish none
-    active->model = ModelToPublish{
-        DescribeModel(job, done->model, done->history.back()),
-        SerializeModel(done->model)};
+    active->model =
+        ModelToPublish{DescribeJobModel(job, done->model, done->history.back()),
+                       SerializeModel(done->model)};
   }
   return absl::OkStatus();
 }

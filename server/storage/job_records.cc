@@ -11,6 +11,14 @@ using google::protobuf::util::TimeUtil;
 std::string ModelBlobKey(const std::string& job_id) {
   return absl::StrCat("models/", job_id, ".spnm");
 }
+std::string ImportedModelBlobKey(const std::string& name, int version) {
+  return absl::StrCat("imported-models/", name, "@", version, ".spnm");
+}
+std::string ModelBlobKeyOf(const v1::Model& model) {
+  return model.source_job_id().empty()
+             ? ImportedModelBlobKey(model.name(), model.version())
+             : ModelBlobKey(model.source_job_id());
+}
 std::string CheckpointBlobKey(const std::string& job_id) {
   return absl::StrCat("checkpoints/", job_id, ".ckpt");
 }
@@ -100,12 +108,29 @@ absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model) {
         absl::StrCat("FinishJob with job state ",
                      v1::JobState_Name(job.state()), "; need a final state"));
   }
-  const bool publishes =
-      job.state() == v1::JOB_STATE_SUCCEEDED && !job.model_name().empty();
-  if (has_model != publishes) {
+  const bool succeeded = job.state() == v1::JOB_STATE_SUCCEEDED;
+  if (has_model && !succeeded) {
     return absl::InvalidArgumentError(
-        "a model is published with a SUCCEEDED job that names one, and only "
-        "then");
+        "a model is published with a SUCCEEDED job only");
+  }
+  if (!has_model && succeeded && !job.model_name().empty()) {
+    return absl::InvalidArgumentError(
+        "a SUCCEEDED job that names a model publishes it");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckImportable(const ModelToPublish& model) {
+  const std::string& name = model.info.name();
+  if (name.empty() || name.find_first_of("/@") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model name \"", name,
+                     "\" cannot be stored; need a non-empty name "
+                     "without '/' or '@'"));
+  }
+  if (model.bytes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model \"", name, "\": the file is empty"));
   }
   return absl::OkStatus();
 }

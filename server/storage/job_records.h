@@ -41,9 +41,13 @@ void ApplyCancel(v1::TrainingJob* job);
 // them as two blobs: missing ones skipped, unreadable ones reported.
 Store::Checkpoints ReadCheckpoints(BlobStore& blobs, const std::string& job_id);
 
-// FinishJob's argument: a final state, and a SUCCEEDED job that names a
-// model comes with it (INVALID_ARGUMENT otherwise).
+// FinishJob's argument: a final state; a model only with a SUCCEEDED job,
+// and always with one that names a model (INVALID_ARGUMENT otherwise).
 absl::Status CheckFinishable(const v1::TrainingJob& job, bool has_model);
+
+// InsertModel's argument: a name usable in a blob key and a non-empty file
+// (INVALID_ARGUMENT otherwise).
+absl::Status CheckImportable(const ModelToPublish& model);
 
 // A record as the bytes a backend stores; INVALID_ARGUMENT if it cannot be
 // serialized (over 2 GiB).

@@ -228,13 +228,9 @@ absl::StatusOr<v1::TrainingJob> MemoryStore::FinishJob(
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
     if (model.has_value()) {
-      v1::Model& info = model->info;
-      const int version = ++last_version_[info.name()];
-      info.set_version(version);
-      info.set_source_job_id(job.id());
-      RETURN_IF_ERROR(blobs_.Put(ModelBlobKey(job.id()), model->bytes));
-      models_[{info.name(), version}] = info;
-      job.set_model_version(version);
+      ASSIGN_OR_RETURN(const v1::Model info,
+                       Publish(*std::move(model), job.id()));
+      job.set_model_version(info.version());
     }
     job.clear_worker();
     Write(row, job);
@@ -505,9 +501,25 @@ absl::Status MemoryStore::DeleteModel(const std::string& name, int version) {
   absl::MutexLock lock(&mu_);
   auto it = models_.find({name, version});
   if (it == models_.end()) return ModelNotFound(name, version);
-  const std::string job_id = it->second.source_job_id();
+  const std::string key = ModelBlobKeyOf(it->second);
   models_.erase(it);
-  return blobs_.Delete(ModelBlobKey(job_id));
+  return blobs_.Delete(key);
+}
+
+absl::StatusOr<v1::Model> MemoryStore::InsertModel(ModelToPublish model) {
+  RETURN_IF_ERROR(CheckImportable(model));
+  absl::MutexLock lock(&mu_);
+  return Publish(std::move(model), "");
+}
+
+absl::StatusOr<v1::Model> MemoryStore::Publish(ModelToPublish model,
+                                               const std::string& job_id) {
+  v1::Model& info = model.info;
+  info.set_version(++last_version_[info.name()]);
+  info.set_source_job_id(job_id);
+  RETURN_IF_ERROR(blobs_.Put(ModelBlobKeyOf(info), model.bytes));
+  models_[{info.name(), info.version()}] = info;
+  return std::move(info);
 }
 
 }  // namespace spinnet::server

@@ -86,6 +86,7 @@ class MemoryStore : public Store {
   absl::StatusOr<std::vector<v1::Model>> ListModels(
       const std::string& name) override;
   absl::Status DeleteModel(const std::string& name, int version) override;
+  absl::StatusOr<v1::Model> InsertModel(ModelToPublish model) override;
 
  private:
   struct JobRow {
@@ -103,6 +104,11 @@ class MemoryStore : public Store {
   void Notify(const std::string& job_id);
   // Cancels a job that has not ended (CancelJob's change).
   void Cancel(JobRow* row) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publishes `model` as the next version of its name; `job_id` is the
+  // source job, empty for an import. Returns the record.
+  absl::StatusOr<v1::Model> Publish(ModelToPublish model,
+                                    const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<absl::Time()> now_;
   std::function<void(const std::string&)> changed_;

@@ -651,6 +651,34 @@ absl::StatusOr<Store::Checkpoints> PostgresStore::LoadCheckpoints(
   return out;
 }
 
+namespace {
+
+// Publishes `model` as the next version of its name, inside the caller's
+// transaction: the record and its file. `job_id` is the source job, empty
+// for an import. Returns the record.
+absl::StatusOr<v1::Model> PublishModel(PgConnection& conn, ModelToPublish model,
+                                       const std::string& job_id) {
+  v1::Model& info = model.info;
+  ASSIGN_OR_RETURN(PgResult version,
+                   conn.Exec("INSERT INTO model_versions (name, last_version) "
+                             "VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
+                             "last_version = model_versions.last_version + 1 "
+                             "RETURNING last_version",
+                             {info.name()}));
+  info.set_version(static_cast<int>(version.Int(0, 0)));
+  info.set_source_job_id(job_id);
+  ASSIGN_OR_RETURN(const std::string proto, Serialize(info));
+  RETURN_IF_ERROR(PutBlob(conn, ModelBlobKeyOf(info), model.bytes));
+  RETURN_IF_ERROR(
+      conn.Exec("INSERT INTO models (name, version, proto) "
+                "VALUES ($1, $2, $3)",
+                {info.name(), info.version(), PgParam::Bytes(proto)})
+          .status());
+  return std::move(info);
+}
+
+}  // namespace
+
 absl::StatusOr<v1::TrainingJob> PostgresStore::FinishJob(
     const Lease& lease, v1::TrainingJob job,
     std::optional<ModelToPublish> model) {
@@ -659,23 +687,8 @@ absl::StatusOr<v1::TrainingJob> PostgresStore::FinishJob(
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
     RETURN_IF_ERROR(LockLeased(conn, lease));
     if (model.has_value()) {
-      ASSIGN_OR_RETURN(
-          PgResult version,
-          conn.Exec("INSERT INTO model_versions (name, last_version) "
-                    "VALUES ($1, 1) ON CONFLICT (name) DO UPDATE SET "
-                    "last_version = model_versions.last_version + 1 "
-                    "RETURNING last_version",
-                    {model->info.name()}));
-      v1::Model& info = model->info;
-      info.set_version(static_cast<int>(version.Int(0, 0)));
-      info.set_source_job_id(job.id());
-      ASSIGN_OR_RETURN(const std::string proto, Serialize(info));
-      RETURN_IF_ERROR(PutBlob(conn, ModelBlobKey(job.id()), model->bytes));
-      RETURN_IF_ERROR(
-          conn.Exec("INSERT INTO models (name, version, proto) "
-                    "VALUES ($1, $2, $3)",
-                    {info.name(), info.version(), PgParam::Bytes(proto)})
-              .status());
+      ASSIGN_OR_RETURN(const v1::Model info,
+                       PublishModel(conn, *std::move(model), job.id()));
       job.set_model_version(info.version());
     }
     job.clear_worker();
@@ -1002,8 +1015,18 @@ absl::Status PostgresStore::DeleteModel(const std::string& name, int version) {
     if (rows.rows() == 0) return ModelNotFound(name, version);
     ASSIGN_OR_RETURN(const v1::Model model,
                      Parse<v1::Model>(rows.Bytes(0, 0), "models", name));
-    return DeleteBlob(conn, ModelBlobKey(model.source_job_id()));
+    return DeleteBlob(conn, ModelBlobKeyOf(model));
   });
+}
+
+absl::StatusOr<v1::Model> PostgresStore::InsertModel(ModelToPublish model) {
+  RETURN_IF_ERROR(CheckImportable(model));
+  v1::Model info;
+  RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
+    ASSIGN_OR_RETURN(info, PublishModel(conn, std::move(model), ""));
+    return absl::OkStatus();
+  }));
+  return info;
 }
 
 }  // namespace spinnet::server

@@ -99,6 +99,7 @@ class PostgresStore : public Store {
   absl::StatusOr<std::vector<v1::Model>> ListModels(
       const std::string& name) override;
   absl::Status DeleteModel(const std::string& name, int version) override;
+  absl::StatusOr<v1::Model> InsertModel(ModelToPublish model) override;
 
  private:
   PostgresStore(PgConnectParams params, const PostgresOptions& options);

@@ -540,7 +540,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
       if (fd >= 0) close(fd);
     }
   } guard{lock_fd};
-  for (const char* sub : {"/models", "/checkpoints", "/datasets"}) {
+  for (const char* sub :
+       {"/models", "/imported-models", "/checkpoints", "/datasets"}) {
     RETURN_IF_ERROR(MakeDir(data_dir + sub));
   }
   const std::string path = data_dir + "/spinnet.db";
@@ -792,6 +793,37 @@ absl::StatusOr<Store::Checkpoints> SqliteStore::LoadCheckpoints(
   return ReadCheckpoints(blobs_, job_id);
 }
 
+namespace {
+
+// Publishes `model` as the next version of its name, inside the caller's
+// transaction: the file, then the row that names it. `job_id` is the source
+// job, empty for an import. Returns the record.
+absl::StatusOr<v1::Model> PublishModel(sqlite3* db, LocalBlobStore& blobs,
+                                       ModelToPublish model,
+                                       const std::string& job_id) {
+  v1::Model& info = model.info;
+  ASSIGN_OR_RETURN(const int64_t version,
+                   Bump(db, "model_versions", "last_version", info.name()));
+  info.set_version(static_cast<int>(version));
+  info.set_source_job_id(job_id);
+  ASSIGN_OR_RETURN(const std::string blob, Serialize(info));
+  // The file before the row that names it. Its key is the job's, or the
+  // version's (which a rolled-back transaction hands out again), so a retry
+  // overwrites an orphan.
+  RETURN_IF_ERROR(blobs.Put(ModelBlobKeyOf(info), model.bytes));
+  ASSIGN_OR_RETURN(Statement stmt,
+                   Statement::Prepare(db,
+                                      "INSERT INTO models (name, version, "
+                                      "proto) VALUES (?1, ?2, ?3)"));
+  stmt.BindText(1, info.name());
+  stmt.BindInt(2, version);
+  stmt.BindBlob(3, blob);
+  RETURN_IF_ERROR(stmt.Run());
+  return std::move(info);
+}
+
+}  // namespace
+
 absl::StatusOr<v1::TrainingJob> SqliteStore::FinishJob(
     const Lease& lease, v1::TrainingJob job,
     std::optional<ModelToPublish> model) {
@@ -800,24 +832,9 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::FinishJob(
   RETURN_IF_ERROR(WithLease(lease, [&]() -> absl::Status {
     sqlite3* db = db_.get();
     if (model.has_value()) {
-      v1::Model& info = model->info;
-      ASSIGN_OR_RETURN(const int64_t version,
-                       Bump(db, "model_versions", "last_version", info.name()));
-      info.set_version(static_cast<int>(version));
-      info.set_source_job_id(job.id());
-      ASSIGN_OR_RETURN(const std::string blob, Serialize(info));
-      // The file before the row that names it; keyed by the job, so a
-      // retry overwrites an orphan.
-      RETURN_IF_ERROR(blobs_.Put(ModelBlobKey(job.id()), model->bytes));
-      ASSIGN_OR_RETURN(Statement stmt,
-                       Statement::Prepare(db,
-                                          "INSERT INTO models (name, version, "
-                                          "proto) VALUES (?1, ?2, ?3)"));
-      stmt.BindText(1, info.name());
-      stmt.BindInt(2, version);
-      stmt.BindBlob(3, blob);
-      RETURN_IF_ERROR(stmt.Run());
-      job.set_model_version(static_cast<int>(version));
+      ASSIGN_OR_RETURN(const v1::Model info,
+                       PublishModel(db, blobs_, *std::move(model), job.id()));
+      job.set_model_version(info.version());
     }
     RETURN_IF_ERROR(WriteJob(db, job));
     RETURN_IF_ERROR(SetLease(db, job.id(), 0, absl::InfinitePast()));
@@ -1148,7 +1165,7 @@ absl::Status SqliteStore::DeleteModel(const std::string& name, int version) {
     return absl::InvalidArgumentError(
         absl::StrCat("model version ", version, "; need >= 1"));
   }
-  std::string job_id;
+  std::string key;
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Statement stmt,
@@ -1162,10 +1179,20 @@ absl::Status SqliteStore::DeleteModel(const std::string& name, int version) {
     if (!deleted.has_value()) return ModelNotFound(name, version);
     // Step to the end, so the DELETE completes before the statement goes.
     RETURN_IF_ERROR(stmt.Run());
-    job_id = deleted->source_job_id();
+    key = ModelBlobKeyOf(*deleted);
   }
   // Sessions holding the loaded model keep running; the file goes now.
-  return blobs_.Delete(ModelBlobKey(job_id));
+  return blobs_.Delete(key);
+}
+
+absl::StatusOr<v1::Model> SqliteStore::InsertModel(ModelToPublish model) {
+  RETURN_IF_ERROR(CheckImportable(model));
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
+  ASSIGN_OR_RETURN(v1::Model info,
+                   PublishModel(db_.get(), blobs_, std::move(model), ""));
+  RETURN_IF_ERROR(txn.Commit());
+  return info;
 }
 
 }  // namespace spinnet::server

@@ -1,9 +1,9 @@
 // The embedded Store for one machine: a data directory holding spinnet.db
 // (SQLite in WAL mode with synchronous=FULL, so a write is on disk when its
 // method returns and a kill -9 at any moment leaves the old or the new
-// state) and the blobs as files (models/, checkpoints/, datasets/). One
-// server per data directory: Open takes an exclusive lock on <dir>/LOCK that
-// is held while the store lives.
+// state) and the blobs as files (models/, imported-models/, checkpoints/,
+// datasets/). One server per data directory: Open takes an exclusive lock on
+// <dir>/LOCK that is held while the store lives.
 #ifndef SPINNET_SERVER_STORAGE_SQLITE_STORE_H_
 #define SPINNET_SERVER_STORAGE_SQLITE_STORE_H_
 
@@ -95,6 +95,7 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<v1::Model>> ListModels(
       const std::string& name) override;
   absl::Status DeleteModel(const std::string& name, int version) override;
+  absl::StatusOr<v1::Model> InsertModel(ModelToPublish model) override;
 
  private:
   struct CloseDb {

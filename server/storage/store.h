@@ -28,7 +28,8 @@
 
 namespace spinnet::server {
 
-// Bytes by key: model files ("models/<job id>.spnm"), checkpoints
+// Bytes by key: model files ("models/<job id>.spnm", imported ones
+// "imported-models/<name>@<version>.spnm"), checkpoints
 // ("checkpoints/<job id>.ckpt" and ".ckpt.prev") and uploaded datasets
 // ("datasets/<name>.csv"). Every method is thread-safe.
 class BlobStore {
@@ -46,6 +47,13 @@ class BlobStore {
 
 // Where a job's blobs live.
 std::string ModelBlobKey(const std::string& job_id);
+// Where an imported model version's file lives: a folder of its own, and
+// '@' appears in no model name, so no job's key and no other version's can
+// be the same (versions are never reused).
+std::string ImportedModelBlobKey(const std::string& name, int version);
+// The file of a published version, whichever kind: the job's key when the
+// record has a source job, the imported key otherwise.
+std::string ModelBlobKeyOf(const v1::Model& model);
 std::string CheckpointBlobKey(const std::string& job_id);  // newest
 std::string PreviousCheckpointBlobKey(const std::string& job_id);
 std::string DatasetBlobKey(const std::string& name);
@@ -66,7 +74,7 @@ struct ClaimedJob {
 };
 
 // A model that a succeeding job publishes in the same transaction as its
-// final state.
+// final state, or that InsertModel publishes (an import).
 struct ModelToPublish {
   v1::Model info;     // name and metadata; the store assigns the version
   std::string bytes;  // the model file (core/model_io.h)
@@ -238,6 +246,13 @@ class Store {
       const std::string& name) = 0;
   // The record and its blob. Versions are never reused after a delete.
   virtual absl::Status DeleteModel(const std::string& name, int version) = 0;
+  // Publishes a model that no job produced (an import), in one transaction:
+  // the next version of model.info.name() (after every version a job or an
+  // import took, deleted ones included), its record (version set,
+  // source_job_id empty) and its file under ImportedModelBlobKey. Returns
+  // the record. INVALID_ARGUMENT for an empty file or a name that cannot be
+  // a key (empty, or with '/' or '@'); the bytes are not parsed here.
+  virtual absl::StatusOr<v1::Model> InsertModel(ModelToPublish model) = 0;
 };
 
 }  // namespace spinnet::server

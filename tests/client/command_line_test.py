@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
 """The command-line rules shared by spinnet-server, spinnet and spinnet-train,
-and the shell completion of `spinnet`. No server is started.
+and the shell completion of `spinnet` (no server), then `spinnet models
+export` and `spinnet models import` against a real server on a temporary
+data dir.
 
 usage: command_line_test.py BUILD_DIR
 """
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "server"))
+import testlib  # noqa: E402
 
 BUILD = None
 
@@ -110,7 +118,8 @@ class RulesTest(unittest.TestCase):
                         "stream", "metrics", "health", "completion"]:
             self.assertIn(command, top.stdout)
         for command in [["datasets", "upload"], ["stream"], ["classify"],
-                        ["models", "delete"], ["watch"]]:
+                        ["models", "delete"], ["models", "export"],
+                        ["models", "import"], ["watch"]]:
             r = run("spinnet", *command, "--help")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("usage: spinnet " + " ".join(command), r.stdout)
@@ -144,6 +153,8 @@ class CompletionTest(unittest.TestCase):
         self.assertIn("stream", self.complete("st"))
         self.assertEqual(self.complete("datasets", "up"), ["upload"])
         self.assertEqual(self.complete("--json", "models", "d"), ["delete"])
+        self.assertEqual(self.complete("models", "i"), ["import"])
+        self.assertEqual(self.complete("models", "export", "--o"), ["--out"])
         self.assertEqual(self.complete("completion", "z"), ["zsh"])
 
     def test_completes_flags_of_the_command(self):
@@ -159,6 +170,128 @@ class CompletionTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("bashcompinit", r.stdout)
         self.assertIn("datasets", r.stdout)
+
+
+class ModelTransferTest(unittest.TestCase):
+    """`spinnet models export/import` on a server, with a file that
+    spinnet-train wrote."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="spinnet_cli_models.")
+        cls.dir = cls.tmp.name
+        cls.csv = os.path.join(cls.dir, "few.csv")
+        with open(cls.csv, "w") as f:
+            f.write("\n".join(testlib.digit_rows(60)) + "\n")
+        # A tiny network, one epoch on 60 digits: a second or so.
+        cls.offline = os.path.join(cls.dir, "offline.spnm")
+        r = run("spinnet-train", "--dataset", cls.csv, "--epochs", "1",
+                "--neurons", "8", "--layers", "1", "--out", cls.offline)
+        if r.returncode != 0:
+            raise AssertionError("spinnet-train failed: " + r.stderr)
+        cls.server = testlib.Server(BUILD, "--data-dir",
+                                    os.path.join(cls.dir, "data"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def read(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def write(self, name, data):
+        with open(self.path(name), "wb") as f:
+            f.write(data)
+        return self.path(name)
+
+    def versions(self):
+        return [(m["name"], m["version"])
+                for r in self.server.json("models") for m in r.get("models", [])]
+
+    def assert_fails(self, args, code, message, exit_status=1):
+        r = self.server.cli(*args, check=False)
+        self.assertEqual(r.returncode, exit_status, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith("spinnet: " + code), lines[0])
+        self.assertIn(message, lines[0])
+
+    def test_import_serve_export_round_trip(self):
+        r = self.server.cli("models", "import", "trained", self.offline)
+        self.assertEqual(r.stdout.strip(),
+                         f"imported {self.offline} as model trained version 1")
+        [model] = self.server.json("models", "import", "trained", self.offline)
+        self.assertEqual(model["version"], 2)
+        self.assertEqual(testlib.field(model, "source_job_id") or "", "")
+        self.assertEqual(testlib.field(model, "class_labels"),
+                         [str(d) for d in range(10)])
+
+        out = self.path("exported.spnm")
+        r = self.server.cli("models", "export", "trained", "--version", "1",
+                            "--out", out)
+        self.assertIn("exported model trained version 1 to " + out, r.stdout)
+        self.assertEqual(self.read(out), self.read(self.offline))
+        [latest] = self.server.json("models", "export", "trained", "--out",
+                                    self.path("latest.spnm"))
+        self.assertEqual(latest["version"], 2)
+        self.assertEqual(self.read(self.path("latest.spnm")),
+                         self.read(self.offline))
+
+        # The exported file, imported again, classifies exactly the same.
+        self.server.cli("models", "import", "again", out)
+        answers = {}
+        for name in ("trained", "again"):
+            rows = self.server.json("classify", "--model", name, self.csv)
+            answers[name] = [[testlib.field(c, "class_index"),
+                              c["label"], c["probabilities"]]
+                             for r in rows for c in r["results"]]
+        self.assertEqual(len(answers["trained"]), 60)
+        self.assertEqual(answers["trained"], answers["again"])
+        # A command's --version V is the model's, not the program's.
+        self.assert_fails(["classify", "--model", "trained", "--version", "7",
+                           self.csv], "NOT_FOUND", "version 7")
+
+    def test_bad_files_and_names_change_nothing(self):
+        before = self.versions()
+        good = self.read(self.offline)
+        flipped = bytearray(good)
+        flipped[len(good) // 2] ^= 0x01
+        cases = [
+            (self.write("flipped.spnm", bytes(flipped)), "DATA_LOSS",
+             "checksum mismatch"),
+            (self.write("short.spnm", good[:-7]), "DATA_LOSS",
+             "checksum mismatch"),
+            (self.write("empty.spnm", b""), "INVALID_ARGUMENT", "empty"),
+            (self.csv, "INVALID_ARGUMENT", "not a spinnet model file"),
+        ]
+        for path, code, message in cases:
+            with self.subTest(path=path):
+                self.assert_fails(["models", "import", "bad", path], code,
+                                  message)
+        self.assert_fails(["models", "import", "bad", self.path("missing")],
+                          "NOT_FOUND", "missing")
+        self.assert_fails(["models", "import", "a/b", self.offline],
+                          "INVALID_ARGUMENT", "name")
+        self.assertEqual(self.versions(), before)
+
+        out = self.path("never.spnm")
+        self.assert_fails(["models", "export", "nosuch", "--out", out],
+                          "NOT_FOUND", "nosuch")
+        self.assert_fails(["models", "export", "..", "--out", out],
+                          "INVALID_ARGUMENT", "name")
+        self.assertFalse(os.path.exists(out))
+        r = self.server.cli("models", "export", "trained", check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--out", r.stderr)
+        r = self.server.cli("models", "export", "trained", "--version", "-1",
+                            "--out", out, check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertFalse(os.path.exists(out))
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ class InferenceServiceTest : public ::testing::Test {
     ASSERT_TRUE(done.ok()) << done.status();
     ASSERT_EQ(done->model_version(), 1);
 
-    registry_ = std::make_unique<ModelRegistry>(store_.get());
+    registry_ = std::make_unique<ModelRegistry>(store_.get(), 1 << 20);
     metrics_ = std::make_unique<ServerMetrics>();
   }
 

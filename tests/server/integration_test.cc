@@ -28,8 +28,12 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/client.h"
+#include "core/dataset.h"
+#include "core/file_util.h"
+#include "core/model_io.h"
 #include "core/sha256.h"
 #include "core/status_macros.h"
+#include "core/trainer.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
@@ -38,6 +42,7 @@
 #include "proto/api_convert.h"
 #include "proto/grpc_status.h"
 #include "server/app/server.h"
+#include "server/jobs/job_queue.h"
 #include "server/storage/sqlite_store.h"
 
 namespace spinnet {
@@ -1037,6 +1042,12 @@ TEST_F(IntegrationTest, TokenAuthGuardsEveryServiceButHealth) {
               StatusIs(Code::kUnauthenticated, "missing bearer token"));
   EXPECT_THAT(wrong->OpenStream("m", 0, 0),
               StatusIs(Code::kUnauthenticated, "invalid bearer token"));
+  v1::ExportModelRequest export_m;
+  export_m.set_name("m");
+  EXPECT_THAT(anonymous->ExportModel(export_m),
+              StatusIs(Code::kUnauthenticated, "missing bearer token"));
+  EXPECT_THAT(wrong->ImportModel("m", "bytes"),
+              StatusIs(Code::kUnauthenticated, "invalid bearer token"));
   ASSERT_OK_AND_ASSIGN(const bool serving, anonymous->Health(""));
   EXPECT_TRUE(serving);
 }
@@ -1206,6 +1217,309 @@ TEST_F(IntegrationTest, HealthReportsServingWhileUp) {
     ASSERT_OK_AND_ASSIGN(const bool serving, client_->Health(service));
     EXPECT_TRUE(serving);
   }
+}
+
+// ---------------------------------------------------------------------------
+// 10. Models in and out: ExportModel and ImportModel.
+
+// A model trained offline the way spinnet-train trains one (the core's
+// StartTraining and Train on the tiny dataset, kBaseSpec plus
+// `spec_overrides`, no server involved); without `train` the initialised
+// network, untrained.
+absl::StatusOr<Model> TrainOffline(const std::string& spec_overrides,
+                                   bool train = true) {
+  CsvOptions csv;
+  csv.input_dim = kDim;
+  ASSIGN_OR_RETURN(const Dataset data, ParseCsv(TinyCsv(), csv, "tiny"));
+  const DatasetSplit split = SplitFixed(data);
+  v1::TrainingSpec request;
+  if (!google::protobuf::TextFormat::MergeFromString(
+          absl::StrCat(kBaseSpec, " ", spec_overrides), &request)) {
+    return absl::InternalError("test bug: bad spec text");
+  }
+  ASSIGN_OR_RETURN(const TrainingSpec spec,
+                   server::ResolveSpec(request, split.train));
+  ASSIGN_OR_RETURN(Checkpoint start, StartTraining(spec.network, spec.device,
+                                                   spec.train, split.train));
+  if (!train) return start.model;
+  ASSIGN_OR_RETURN(Checkpoint done,
+                   Train(std::move(start), split.train, split.test, nullptr));
+  return done.model;
+}
+
+// The tiny dataset's first `n` sequences.
+std::vector<std::vector<double>> FirstSequences(int n) {
+  std::vector<std::vector<double>> seqs;
+  for (int i = 0; i < n; ++i) seqs.push_back(SequenceValues(i));
+  return seqs;
+}
+
+absl::StatusOr<client::ModelFile> Export(Client& client,
+                                         const std::string& name,
+                                         int version = 0) {
+  v1::ExportModelRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  return client.ExportModel(request);
+}
+
+// Every model version the server lists, as "name@version".
+std::vector<std::string> ListedVersions(Client& client) {
+  absl::StatusOr<v1::ListModelsResponse> r =
+      client.ListModels(v1::ListModelsRequest());
+  EXPECT_TRUE(r.ok()) << r.status();
+  std::vector<std::string> out;
+  if (!r.ok()) return out;
+  for (const v1::Model& m : r->models()) {
+    out.push_back(absl::StrCat(m.name(), "@", m.version()));
+  }
+  return out;
+}
+
+// The files under a directory of the data dir, sorted.
+std::vector<std::string> FilesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST_F(IntegrationTest, ExportThenImportIsByteIdenticalAndClassifiesTheSame) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ASSERT_OK_AND_ASSIGN(const v1::TrainingJob job, TrainTinyModel("m"));
+
+  // The export is the stored file, byte for byte.
+  ASSERT_OK_AND_ASSIGN(const client::ModelFile exported, Export(*client_, "m"));
+  EXPECT_EQ(exported.model.name(), "m");
+  EXPECT_EQ(exported.model.version(), 1);
+  EXPECT_EQ(exported.model.source_job_id(), job.id());
+  ASSERT_OK_AND_ASSIGN(const std::string stored,
+                       ReadFile(DataDir() + "/models/" + job.id() + ".spnm"));
+  EXPECT_TRUE(exported.bytes == stored) << "the export differs from the file";
+  ASSERT_OK_AND_ASSIGN(const Model parsed, ParseModel(exported.bytes));
+  EXPECT_EQ(parsed.class_labels, ClassLabels());
+
+  // Imported under another name: a new model, served at once, answering
+  // exactly as the original, and exported again byte for byte.
+  ASSERT_OK_AND_ASSIGN(const v1::Model copy,
+                       client_->ImportModel("copy", exported.bytes));
+  EXPECT_EQ(copy.name(), "copy");
+  EXPECT_EQ(copy.version(), 1);
+  EXPECT_EQ(copy.source_job_id(), "");
+  EXPECT_EQ(copy.dataset(), "tiny");
+  EXPECT_THAT(copy.class_labels(), ElementsAreArray(ClassLabels()));
+  EXPECT_EQ(copy.input_dim(), kDim);
+  EXPECT_EQ(copy.sequence_steps(), kSteps);
+  EXPECT_EQ(copy.spec().neurons(), 8);
+  EXPECT_EQ(copy.spec().layers(), 1);
+  EXPECT_TRUE(copy.has_create_time());
+  const std::vector<std::vector<double>> seqs = FirstSequences(12);
+  ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse original,
+                       Classify("m", seqs));
+  ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse imported,
+                       Classify("copy", seqs));
+  ASSERT_EQ(imported.results_size(), original.results_size());
+  for (int i = 0; i < original.results_size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("sequence ", i));
+    ExpectSameClassification(imported.results(i), original.results(i));
+  }
+  ASSERT_OK_AND_ASSIGN(const client::ModelFile again, Export(*client_, "copy"));
+  EXPECT_TRUE(again.bytes == exported.bytes) << "the re-export differs";
+  EXPECT_EQ(again.model.version(), 1);
+  EXPECT_EQ(again.model.source_job_id(), "");
+
+  // Into the job's own model: versions continue across imports and jobs.
+  ASSERT_OK_AND_ASSIGN(const v1::Model m2,
+                       client_->ImportModel("m", exported.bytes));
+  EXPECT_EQ(m2.version(), 2);
+  ASSERT_OK_AND_ASSIGN(const v1::TrainingJob job3, Submit("", "tiny", "m"));
+  ASSERT_OK_AND_ASSIGN(
+      const v1::TrainingJob done3,
+      WaitForState(job3.id(), v1::JOB_STATE_SUCCEEDED, absl::Seconds(60)));
+  EXPECT_EQ(done3.model_version(), 3);
+  ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse v2,
+                       Classify("m", seqs, /*version=*/2));
+  ExpectSameClassification(v2.results(0), original.results(0));
+  EXPECT_THAT(ListedVersions(*client_),
+              ElementsAre("copy@1", "m@1", "m@2", "m@3"));
+
+  // Deleting the imported version removes its file; the version stays used.
+  v1::DeleteModelRequest del;
+  del.set_name("m");
+  del.set_version(2);
+  ASSERT_OK(client_->DeleteModel(del));
+  EXPECT_THAT(Export(*client_, "m", 2), StatusIs(Code::kNotFound, "version 2"));
+  EXPECT_THAT(Classify("m", seqs, 2), StatusIs(Code::kNotFound, "version 2"));
+  EXPECT_THAT(FilesIn(DataDir() + "/imported-models"),
+              ElementsAre("copy@1.spnm"));
+  ASSERT_OK_AND_ASSIGN(const v1::Model m4,
+                       client_->ImportModel("m", exported.bytes));
+  EXPECT_EQ(m4.version(), 4);
+  ASSERT_OK_AND_ASSIGN(const client::ModelFile latest, Export(*client_, "m"));
+  EXPECT_EQ(latest.model.version(), 4);
+}
+
+// A file `spinnet-train --out` writes (the core's SaveModel of an offline
+// training) is served as it answers offline.
+TEST_F(IntegrationTest, OfflineTrainedModelFileIsImportedAndServed) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ASSERT_OK_AND_ASSIGN(const Model offline, TrainOffline("epochs: 1"));
+  const std::string path = temp_.path() + "/offline.spnm";
+  ASSERT_OK(SaveModel(offline, path));
+  ASSERT_OK_AND_ASSIGN(const std::string bytes, ReadFile(path));
+
+  ASSERT_OK_AND_ASSIGN(const v1::Model imported,
+                       client_->ImportModel("offline", bytes));
+  EXPECT_EQ(imported.version(), 1);
+  EXPECT_EQ(imported.dataset(), "tiny");
+  ASSERT_OK_AND_ASSIGN(const v1::Model got, [&] {
+    v1::GetModelRequest request;
+    request.set_name("offline");
+    return client_->GetModel(request);
+  }());
+  EXPECT_EQ(got.version(), 1);
+
+  const std::vector<std::vector<double>> seqs = FirstSequences(9);
+  Matrix columns(kSteps * kDim, static_cast<Index>(seqs.size()));
+  for (size_t j = 0; j < seqs.size(); ++j) {
+    for (size_t r = 0; r < seqs[j].size(); ++r) columns(r, j) = seqs[j][r];
+  }
+  ASSERT_OK_AND_ASSIGN(const std::vector<Classification> want,
+                       spinnet::Classify(offline, columns));
+  ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse served,
+                       Classify("offline", seqs));
+  ASSERT_EQ(served.results_size(), static_cast<int>(want.size()));
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("sequence ", i));
+    EXPECT_EQ(served.results(i).class_index(), want[i].class_index);
+    EXPECT_EQ(served.results(i).label(), want[i].label);
+    for (int c = 0; c < want[i].probabilities.size(); ++c) {
+      EXPECT_NEAR(served.results(i).probabilities(c), want[i].probabilities[c],
+                  1e-12);
+    }
+  }
+  // And it comes back out as the file that went in.
+  ASSERT_OK_AND_ASSIGN(const client::ModelFile exported,
+                       Export(*client_, "offline"));
+  EXPECT_TRUE(exported.bytes == bytes);
+}
+
+// Files of big networks do not fit one gRPC message (4 MB by default on the
+// client): both directions stream them in chunks.
+TEST_F(IntegrationTest, ModelFilesLargerThanAMessageGoBothWays) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ASSERT_OK_AND_ASSIGN(const Model big,
+                       TrainOffline("neurons: 1024", /*train=*/false));
+  const std::string bytes = SerializeModel(big);
+  ASSERT_GT(bytes.size(), size_t{8} << 20);
+  ASSERT_OK_AND_ASSIGN(const v1::Model imported,
+                       client_->ImportModel("big", bytes));
+  EXPECT_EQ(imported.spec().neurons(), 1024);
+  ASSERT_OK_AND_ASSIGN(const client::ModelFile exported,
+                       Export(*client_, "big"));
+  EXPECT_EQ(exported.bytes.size(), bytes.size());
+  EXPECT_TRUE(exported.bytes == bytes) << "the export differs";
+  ASSERT_OK_AND_ASSIGN(const v1::ClassifyResponse r,
+                       Classify("big", FirstSequences(1)));
+  EXPECT_EQ(r.results_size(), 1);
+}
+
+TEST_F(IntegrationTest, CorruptImportsAreRefusedAndNothingIsWritten) {
+  ServerOptions options = Options();
+  ASSERT_OK_AND_ASSIGN(const Model model, TrainOffline("", /*train=*/false));
+  const std::string good = SerializeModel(model);
+  const int64_t limit = 8 * static_cast<int64_t>(good.size());
+  options.max_model_bytes = limit;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+
+  std::string flipped = good;
+  flipped[flipped.size() / 2] ^= 0x20;
+  Checkpoint checkpoint;
+  checkpoint.model = model;
+  checkpoint.adam_m = checkpoint.adam_v = Vector::Zero(model.params.size());
+  const struct {
+    const char* what;
+    std::string bytes;
+    Code code;
+    const char* message;
+  } cases[] = {
+      {"a flipped byte", flipped, Code::kDataLoss, "checksum mismatch"},
+      {"truncated", good.substr(0, good.size() - 1), Code::kDataLoss,
+       "checksum mismatch"},
+      {"cut short", good.substr(0, 20), Code::kDataLoss, "at least"},
+      {"empty", "", Code::kInvalidArgument, "empty"},
+      {"a CSV file", TinyCsv().substr(0, 1000), Code::kInvalidArgument,
+       "not a spinnet model file"},
+      {"a checkpoint", SerializeCheckpoint(checkpoint), Code::kInvalidArgument,
+       "not a spinnet model file"},
+      {"over the limit", good + std::string(limit, '\0'),
+       Code::kInvalidArgument, "limit"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_THAT(client_->ImportModel("m", c.bytes),
+                StatusIs(c.code, c.message));
+  }
+  // The message names the model it was for.
+  EXPECT_THAT(client_->ImportModel("m", flipped),
+              StatusIs(Code::kDataLoss, "model file for m"));
+
+  // Streams that break the protocol: raw stubs, since the client cannot.
+  const auto raw_import = [&](const std::vector<v1::ImportModelRequest>& msgs) {
+    auto stub = v1::ModelService::NewStub(Channel());
+    grpc::ClientContext context;
+    v1::Model out;
+    auto writer = stub->ImportModel(&context, &out);
+    bool open = true;
+    for (const v1::ImportModelRequest& msg : msgs) {
+      open = open && writer->Write(msg);
+    }
+    if (open) writer->WritesDone();
+    return api::FromGrpcStatus(writer->Finish());
+  };
+  v1::ImportModelRequest header, chunk;
+  header.mutable_header()->set_name("m");
+  header.mutable_header()->set_size_bytes(static_cast<int64_t>(good.size()));
+  chunk.set_chunk(good.substr(0, good.size() / 2));
+  EXPECT_THAT(raw_import({chunk}),
+              StatusIs(Code::kInvalidArgument, "must be the header"));
+  EXPECT_THAT(raw_import({header, chunk}),
+              StatusIs(Code::kInvalidArgument, "the header said"));
+  EXPECT_THAT(raw_import({header, chunk, header}),
+              StatusIs(Code::kInvalidArgument, "second header"));
+  EXPECT_THAT(raw_import({header, chunk, chunk, chunk}),
+              StatusIs(Code::kInvalidArgument, "longer than"));
+  header.mutable_header()->set_size_bytes(-1);
+  EXPECT_THAT(raw_import({header}), StatusIs(Code::kInvalidArgument, "limit"));
+
+  // Nothing was stored and no version was used up.
+  EXPECT_THAT(ListedVersions(*client_), IsEmpty());
+  EXPECT_THAT(FilesIn(DataDir() + "/imported-models"), IsEmpty());
+  ASSERT_OK_AND_ASSIGN(const v1::Model m, client_->ImportModel("m", good));
+  EXPECT_EQ(m.version(), 1);
+}
+
+TEST_F(IntegrationTest, ExportAndImportRejectUnknownModelsAndBadNames) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(Options()));
+  ASSERT_OK_AND_ASSIGN(const Model model, TrainOffline("", /*train=*/false));
+  const std::string good = SerializeModel(model);
+  ASSERT_OK(client_->ImportModel("m", good));
+
+  EXPECT_THAT(Export(*client_, "none"), StatusIs(Code::kNotFound, "none"));
+  EXPECT_THAT(Export(*client_, "m", 2), StatusIs(Code::kNotFound, "version 2"));
+  EXPECT_THAT(Export(*client_, "m", -1),
+              StatusIs(Code::kInvalidArgument, "version -1"));
+  for (const std::string& name : std::vector<std::string>{
+           "", "../etc", "a/b", "a@1", ".hidden", std::string(65, 'x')}) {
+    SCOPED_TRACE(absl::StrCat("name '", name, "'"));
+    EXPECT_THAT(Export(*client_, name),
+                StatusIs(Code::kInvalidArgument, "name"));
+    EXPECT_THAT(client_->ImportModel(name, good),
+                StatusIs(Code::kInvalidArgument, "name"));
+  }
+  EXPECT_THAT(ListedVersions(*client_), ElementsAre("m@1"));
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ TEST_F(JobRunnerTest, RunsAJobAndPublishesItsModel) {
       store_.ListEpochs(job->id());
   ASSERT_TRUE(epochs.ok());
   ASSERT_EQ(epochs->size(), 3u);
-  ModelRegistry models(&store_);
+  ModelRegistry models(&store_, 1 << 20);
   absl::StatusOr<LoadedModel> model = models.Get("m", 0);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ(model->info.source_job_id(), job->id());

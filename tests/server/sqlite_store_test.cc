@@ -178,7 +178,7 @@ class SqliteStoreTest : public ::testing::Test {
 
 TEST_F(SqliteStoreTest, CreatesWalDatabaseWithTheNewestSchema) {
   EXPECT_EQ(RawQuery(db_, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(RawQuery(db_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(db_, "PRAGMA user_version"), "3");
   EXPECT_EQ(store_->Describe(), "sqlite://" + dir_);
   EXPECT_TRUE(store_->Ping().ok());
 }
@@ -293,7 +293,7 @@ TEST_F(SqliteStoreTest, MigratesASchemaOneDatabase) {
                "');INSERT INTO jobs VALUES ('j-r', NULL, 2, 1, x'", hex(running),
                "');PRAGMA user_version = 1;")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
-  EXPECT_EQ(RawQuery(db_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(db_, "PRAGMA user_version"), "3");
   absl::StatusOr<ReapResult> reaped = store_->ReapExpiredLeases(3);
   ASSERT_TRUE(reaped.ok()) << reaped.status();
   EXPECT_EQ(reaped->requeued, 1);

@@ -1110,6 +1110,113 @@ TEST_P(StoreTest, Models) {
   EXPECT_EQ(c.models, 2);
 }
 
+TEST_P(StoreTest, InsertModelNumbersImportsWithJobsVersions) {
+  EXPECT_EQ(Publish("j1", "m", "job-1").version(), 1);
+  ASSERT_OK_AND_ASSIGN(v1::Model imported,
+                       store_->InsertModel(MakeModel("m", "imported-2")));
+  EXPECT_EQ(imported.name(), "m");
+  EXPECT_EQ(imported.version(), 2);
+  EXPECT_EQ(imported.source_job_id(), "");
+  EXPECT_EQ(imported.final_test_accuracy(), 0.9);
+  EXPECT_EQ(ModelBlobKeyOf(imported), ImportedModelBlobKey("m", 2));
+  ASSERT_OK_AND_ASSIGN(v1::Model stored, store_->GetModel("m", 2));
+  EXPECT_EQ(stored.source_job_id(), "");
+  ASSERT_OK_AND_ASSIGN(std::string bytes,
+                       store_->blobs().Get(ModelBlobKeyOf(stored)));
+  EXPECT_EQ(bytes, "imported-2");
+  EXPECT_EQ(Publish("j2", "m", "job-3").version(), 3);
+  ASSERT_OK_AND_ASSIGN(stored, store_->GetModel("m", 0));
+  EXPECT_EQ(stored.source_job_id(), "j2");
+  ASSERT_OK_AND_ASSIGN(imported,
+                       store_->InsertModel(MakeModel("m", "imported-4")));
+  EXPECT_EQ(imported.version(), 4);
+
+  // Deleting an import removes its own file only (not another import's of
+  // the same name, nor a job's); its version is not reused, neither by an
+  // import nor by a job.
+  ASSERT_OK(store_->DeleteModel("m", 2));
+  EXPECT_THAT(store_->GetModel("m", 2), StatusIs(Code::kNotFound, "version 2"));
+  EXPECT_THAT(store_->blobs().Get(ImportedModelBlobKey("m", 2)),
+              StatusIs(Code::kNotFound, "imported-models"));
+  ASSERT_OK_AND_ASSIGN(bytes,
+                       store_->blobs().Get(ImportedModelBlobKey("m", 4)));
+  EXPECT_EQ(bytes, "imported-4");
+  ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ModelBlobKey("j1")));
+  EXPECT_EQ(bytes, "job-1");
+  ASSERT_OK(store_->DeleteModel("m", 4));  // the latest
+  EXPECT_EQ(Publish("j3", "m", "job-5").version(), 5);
+  ASSERT_OK_AND_ASSIGN(imported,
+                       store_->InsertModel(MakeModel("m", "imported-6")));
+  EXPECT_EQ(imported.version(), 6);
+  ASSERT_OK_AND_ASSIGN(stored, store_->GetModel("m", 0));
+  EXPECT_EQ(stored.version(), 6);
+  ASSERT_OK_AND_ASSIGN(auto models, store_->ListModels("m"));
+  EXPECT_THAT(Keys(models),
+              ElementsAre(std::make_pair("m", 1), std::make_pair("m", 3),
+                          std::make_pair("m", 5), std::make_pair("m", 6)));
+  for (const v1::Model& m : models) {
+    ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ModelBlobKeyOf(m)));
+    EXPECT_EQ(bytes,
+              absl::StrCat(m.source_job_id().empty() ? "imported-" : "job-",
+                           m.version()));
+  }
+
+  // A name of its own starts at 1; a binary file of several MB (larger than
+  // gRPC's default message) comes back byte for byte.
+  std::string big(5 << 20, '\0');
+  std::mt19937 rng(7);
+  for (char& c : big) c = static_cast<char>(rng());
+  ASSERT_OK_AND_ASSIGN(imported, store_->InsertModel(MakeModel("big", big)));
+  EXPECT_EQ(imported.version(), 1);
+  ASSERT_OK_AND_ASSIGN(bytes, store_->blobs().Get(ModelBlobKeyOf(imported)));
+  EXPECT_TRUE(bytes == big) << "the stored file differs";
+  ASSERT_OK_AND_ASSIGN(StoreCounts c, store_->Count());
+  EXPECT_EQ(c.models, 5);
+}
+
+TEST_P(StoreTest, InsertModelRefusesWhatCannotBeStored) {
+  EXPECT_THAT(store_->InsertModel(MakeModel("", "bytes")),
+              StatusIs(Code::kInvalidArgument, "name"));
+  EXPECT_THAT(store_->InsertModel(MakeModel("../escape", "bytes")),
+              StatusIs(Code::kInvalidArgument, "'/'"));
+  EXPECT_THAT(store_->InsertModel(MakeModel("a@1", "bytes")),
+              StatusIs(Code::kInvalidArgument, "'@'"));
+  EXPECT_THAT(store_->InsertModel(MakeModel("m", "")),
+              StatusIs(Code::kInvalidArgument, "empty"));
+  // Nothing written, no version used.
+  ASSERT_OK_AND_ASSIGN(auto all, store_->ListModels(""));
+  EXPECT_THAT(all, IsEmpty());
+  ASSERT_OK_AND_ASSIGN(v1::Model m, store_->InsertModel(MakeModel("m", "b")));
+  EXPECT_EQ(m.version(), 1);
+}
+
+TEST_P(StoreTest, ConcurrentImportsAndJobsTakeDistinctVersions) {
+  constexpr int kThreads = 4, kEach = 10;
+  std::vector<std::thread> threads;
+  absl::Mutex mu;
+  std::set<int> versions;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        absl::StatusOr<v1::Model> m = store_->InsertModel(MakeModel("m", "b"));
+        ASSERT_TRUE(m.ok()) << m.status();
+        absl::MutexLock lock(&mu);
+        versions.insert(m->version());
+      }
+    });
+  }
+  // Jobs publishing meanwhile, on this thread.
+  for (int i = 0; i < 3; ++i) {
+    const int version = Publish(absl::StrCat("j", i), "m", "job").version();
+    absl::MutexLock lock(&mu);
+    versions.insert(version);
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(versions.size(), kThreads * kEach + 3u);
+  EXPECT_EQ(*versions.begin(), 1);
+  EXPECT_EQ(*versions.rbegin(), kThreads * kEach + 3);
+}
+
 TEST_P(StoreTest, Blobs) {
   BlobStore& blobs = store_->blobs();
   EXPECT_THAT(blobs.Get("models/x.spnm"), StatusIs(Code::kNotFound, "x"));

@@ -89,7 +89,7 @@ class StreamProtocolTest : public ::testing::Test {
   }
 
   MemoryStore store_;
-  ModelRegistry models_{&store_};
+  ModelRegistry models_{&store_, 1 << 20};
 };
 
 TEST_F(StreamProtocolTest, OpensAnswersProvisionallyAndFinallyAndNumbersSequences) {
