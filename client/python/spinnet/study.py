@@ -4,11 +4,11 @@ shows progress (seeds done per point) and draws the figure as
 OUT/NAME.png, OUT/NAME.svg and OUT/NAME.json (spinnet.plots).
 
 Grids (model.md section 7; training flags as `spinnet-train --help`):
-  fig2b        cell {stno, ctrnn} x dt-in DT
-  fig3a        tau {0.5, 1, 2} x dt-in DT
-  fig3b        lr {0.001, 0.005, 0.02} x dt-in DT
-  fig3c        tau {0.5, 1, 2, 5} x dt-in DT; accuracy vs the cumulative
-               drive D of every point
+  fig2b        cell {stno, ctrnn}, one sweep per dt-in in DT
+  fig3a        tau {0.5, 1, 2}, one sweep per dt-in in DT
+  fig3b        lr {0.001, 0.005, 0.02}, one sweep per dt-in in DT
+  fig3c        tau {0.5, 1, 2, 5}, one sweep per dt-in in DT; accuracy vs
+               the cumulative drive D of every point
   fig4         three sweeps: density-int DENS (density-ext 1), density-ext
                DENS (density-int 1), and one per value v of DENS + 1 with
                density-int = density-ext = v
@@ -22,13 +22,16 @@ Grids (model.md section 7; training flags as `spinnet-train --help`):
                {0, 0.02, 0.05, 0.1, 0.2} (flag names: --x-flag,
                --series-flag)
 with DT = {0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10} ns and DENS = {0.1, 0.25,
-0.5, 0.75}. --max-values N keeps N values of each list (evenly spread,
+0.5, 0.75}. The dt-in studies set substeps = max(4, ceil(2 dt_in /
+tau_min)) per sweep, so that the Euler step stays <= tau / 2 (the server
+refuses steps over 2 tau). --max-values N keeps N values of each list (evenly spread,
 first and last kept); --set FLAG=VALUE adds a setting to every point.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import os
 import sys
 import time
@@ -55,36 +58,51 @@ def shrink(values: list[Any], keep: Optional[int]) -> list[Any]:
 Plan = list[tuple[dict[str, list[Any]], dict[str, Any]]]
 
 
-def plan(name: str, args: argparse.Namespace) -> Plan:
+def dt_sweeps(series: dict[str, list[Any]], dts: list[float],
+              fixed: dict[str, Any]) -> Plan:
+    """One sweep per dt-in value over the `series` axes, each with enough
+    Euler substeps that h = dt_in / substeps stays <= tau / 2 for the
+    smallest tau of the study (the server refuses h > 2 tau): substeps =
+    max(4, ceil(2 dt_in / tau_min)), unless --set substeps=N says."""
+    taus = [float(t) for t in series.get("tau", [fixed.get("tau", 1.0)])]
+    out: Plan = []
+    for dt in dts:
+        extra: dict[str, Any] = {"dt-in": dt}
+        if "substeps" not in fixed:
+            extra["substeps"] = max(4, math.ceil(2 * dt / min(taus) - 1e-9))
+        out.append((series, extra))
+    return out
+
+
+def plan(name: str, args: argparse.Namespace, fixed: dict[str, Any]) -> Plan:
     """The sweeps study `name` submits, (axes, fixed settings) each, its
-    grids shrunk by --max-values."""
+    grids shrunk by --max-values; `fixed` are the settings of every
+    point (--epochs, --set)."""
     k = args.max_values
     dt = shrink(DT_IN, k)
     dens = shrink(DENSITIES, k)
     if name == "fig2b":
-        return ([({"cell": ["stno", "ctrnn"], "dt-in": dt}, {})])
+        return dt_sweeps({"cell": ["stno", "ctrnn"]}, dt, fixed)
     if name == "fig3a":
-        return ([({"tau": shrink([0.5, 1, 2], k), "dt-in": dt}, {})])
+        return dt_sweeps({"tau": shrink([0.5, 1, 2], k)}, dt, fixed)
     if name == "fig3b":
-        return ([({"lr": shrink([0.001, 0.005, 0.02], k), "dt-in": dt},
-                      {})])
+        return dt_sweeps({"lr": shrink([0.001, 0.005, 0.02], k)}, dt, fixed)
     if name == "fig3c":
-        return ([({"tau": shrink([0.5, 1, 2, 5], k), "dt-in": dt}, {})])
+        return dt_sweeps({"tau": shrink([0.5, 1, 2, 5], k)}, dt, fixed)
     if name == "fig4":
-        sweeps = [({"density-int": dens}, {"density-ext": 1}),
-                  ({"density-ext": dens}, {"density-int": 1})]
+        sweeps: Plan = [({"density-int": dens}, {"density-ext": 1}),
+                        ({"density-ext": dens}, {"density-int": 1})]
         sweeps += [({}, {"density-int": v, "density-ext": v})
                    for v in dens + [1]]
-        return (sweeps)
+        return sweeps
     if name == "fig5":
-        return ([({}, {"density-int": v, "density-ext": v})
-                     for v in shrink([0.5, 0.25, 0.1], k)])
+        return [({}, {"density-int": v, "density-ext": v})
+                for v in shrink([0.5, 0.25, 0.1], k)]
     if name == "traces":
-        return ([({}, {})])
+        return [({}, {})]
     if name == "variability":
-        return ([({args.series_flag: shrink([0, 0.05, 0.1], k),
-                       args.x_flag: shrink([0, 0.02, 0.05, 0.1, 0.2], k)},
-                      {})])
+        return [({args.series_flag: shrink([0, 0.05, 0.1], k),
+                  args.x_flag: shrink([0, 0.02, 0.05, 0.1, 0.2], k)}, {})]
     raise ValueError(name)
 
 
@@ -229,7 +247,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not eq:
             parser.error(f"--set: '{item}' is not FLAG=VALUE")
         fixed[flag] = value
-    study = plan(args.name, args)
+    study = plan(args.name, args, fixed)
     path = os.path.join(args.out, args.name)
     try:
         with Client(args.server, token) as client:
