@@ -34,7 +34,6 @@ import gzip
 import math
 import os
 import sys
-import time
 from typing import Any, Callable, Optional
 
 from . import plots
