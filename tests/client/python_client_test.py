@@ -181,6 +181,15 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual([s["x"] for s in data["series"]], [[0.5, 1.0]] * 2)
         self.assertEqual(self.check_sidecar_is_the_sweeps(data, [done]), 4)
 
+        # The variability figure is generic over its two flags.
+        base = self.out("variability")
+        data = plots.variability(done, base, x_flag="dt-in",
+                                 series_flag="cell", size=(640, 480))
+        self.check_figure(base, (640, 480))
+        self.assertEqual(sorted(s["label"] for s in data["series"]),
+                         ["trained with cell ctrnn", "trained with cell stno"])
+        self.assertEqual(self.check_sidecar_is_the_sweeps(data, [done]), 4)
+
         base = self.out("fig3c")
         data = plots.fig3c(done, base, size=(500, 400), series_flag="cell")
         self.check_figure(base, (500, 400))

@@ -357,8 +357,12 @@ def variability(sweeps: Sweeps, path: str, x_flag: str = "test-spread",
     models were trained with (`series_flag`; 0: trained without
     variability). Generic over the two flag names."""
     def label(v: str) -> str:
+        try:
+            without = float(v) == 0
+        except ValueError:
+            without = False
         return (f"trained without variability ({series_flag} 0)"
-                if float(v) == 0 else f"trained with {series_flag} {v}")
+                if without else f"trained with {series_flag} {v}")
     return _line_figure("variability", sweeps, path, x_flag, series_flag,
                         label, f"device spread at test, --{x_flag}",
                         "robustness to device variability", size, False,
