@@ -3,7 +3,10 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 # ccache (installed by deploy/install-deps.sh) keeps rebuilds from clean
 # clones cheap: its cache outlives the build directory.
-CMAKE_FLAGS ?= $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# Debian's python3 (/usr/bin) has the python3-* packages the Python client
+# and its tests use, even where another python3 comes first in PATH.
+CMAKE_FLAGS ?= $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache) \
+  $(if $(wildcard /usr/bin/python3),-DPython3_EXECUTABLE=/usr/bin/python3)
 
 .PHONY: deps build check test image-test compose-test run bench clean
 

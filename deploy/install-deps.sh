@@ -10,9 +10,13 @@ PKGS=(
   prometheus-cpp-dev libsqlite3-dev libssl-dev openssl
   libpq-dev postgresql
   prometheus
+  python3-grpcio python3-protobuf python3-numpy python3-matplotlib
 )
-# libpq-dev: the PostgreSQL store; postgresql: the server binaries the tests
-# run throw-away clusters with (tests/pg_cluster.py).
+# python3-grpcio/-protobuf/-numpy/-matplotlib: the Python client package
+# (client/python) and its tests; grpc_python_plugin, which generates it, is
+# in protobuf-compiler-grpc. libpq-dev: the PostgreSQL store; postgresql:
+# the server binaries the tests run throw-away clusters with
+# (tests/pg_cluster.py).
 # Optional extras. SPINNET_IMAGE_DEPS=1: building and checking the container
 # image without a Docker engine (deploy/verify-image.sh: buildah with chroot
 # isolation, a debootstrap base image, curl for /metrics, python3-yaml to

@@ -1,0 +1,12 @@
+"""spinnet: a Python client of the spinnet service (gRPC API spinnet.v1).
+
+- spinnet.client: Client (jobs, sweeps, models, classify, stream, traces)
+  and SpinnetError;
+- spinnet.plots: the paper's figures from sweeps and traces (PNG, SVG and
+  a JSON sidecar of the plotted numbers);
+- python3 -m spinnet.study NAME: runs one of the paper's studies as sweeps
+  and draws its figure.
+"""
+from .client import Client, Reset, SpinnetError, Steps  # noqa: F401
+
+__all__ = ["Client", "SpinnetError", "Steps", "Reset"]
