@@ -286,12 +286,15 @@ absl::StatusOr<Dataset> LoadDigits(const std::string& path) {
   return data;
 }
 
-DatasetSplit SplitFixed(const Dataset& data, double train_fraction) {
+namespace {
+
+DatasetSplit SplitBySeed(const Dataset& data, double train_fraction,
+                         uint64_t seed) {
   SPINNET_CHECK(train_fraction >= 0 && train_fraction <= 1);
   const int n = static_cast<int>(data.size());
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
-  Rng rng(kFixedSplitSeed, kSplitStream);
+  Rng rng(seed, kSplitStream);
   rng.Shuffle(&order);
   // Rounded down, as model.md's 80 % of 1,797 = 1,437 is (rounding to
   // nearest would give 1,438); the epsilon keeps products such as
@@ -304,6 +307,44 @@ DatasetSplit SplitFixed(const Dataset& data, double train_fraction) {
   split.test =
       data.Subset(std::vector<int>(order.begin() + train_size, order.end()));
   return split;
+}
+
+}  // namespace
+
+DatasetSplit SplitFixed(const Dataset& data, double train_fraction) {
+  return SplitBySeed(data, train_fraction, kFixedSplitSeed);
+}
+
+absl::StatusOr<std::pair<std::string, SplitChoice>> ParseSplitChoice(
+    const std::string& dataset) {
+  const size_t colon = dataset.rfind(':');
+  if (colon == std::string::npos) return std::make_pair(dataset, SplitChoice());
+  const std::string name = dataset.substr(0, colon);
+  absl::string_view view = absl::string_view(dataset).substr(colon + 1);
+  SplitChoice choice;
+  if (view == "validation") {
+    choice.kind = SplitChoice::kValidation;
+  } else if (absl::ConsumePrefix(&view, "partition-") &&
+             absl::SimpleAtoi(view, &choice.seed) && choice.seed >= 1) {
+    choice.kind = SplitChoice::kPartition;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset \"", dataset, "\": after ':' comes validation or "
+        "partition-N (N >= 1)"));
+  }
+  return std::make_pair(name, choice);
+}
+
+DatasetSplit MakeSplit(const Dataset& data, const SplitChoice& choice) {
+  switch (choice.kind) {
+    case SplitChoice::kValidation:
+      return SplitBySeed(SplitFixed(data).train, 0.8, kFixedSplitSeed + 1);
+    case SplitChoice::kPartition:
+      return SplitBySeed(data, 0.8, choice.seed);
+    case SplitChoice::kFixed:
+      break;
+  }
+  return SplitFixed(data);
 }
 
 absl::StatusOr<Dataset> ParseCsv(absl::string_view text,

@@ -47,6 +47,31 @@ absl::StatusOr<Dataset> LoadDigits(const std::string& path);
 // not depend on the training seed; first 80 % train, the rest test.
 DatasetSplit SplitFixed(const Dataset& data, double train_fraction = 0.8);
 
+// Which split of a dataset a name asks for with a suffix after ':'.
+struct SplitChoice {
+  enum Kind {
+    kFixed,       // "digits": SplitFixed
+    // "digits:validation": the fixed split's training part split again
+    // 80/20 by a second fixed shuffle; training uses the first part and
+    // evaluates ("test" metrics) on the second, the validation set. Settings
+    // are chosen on it without ever seeing the test split.
+    kValidation,
+    // "digits:partition-N" (N >= 1): the whole dataset split 80/20 by
+    // shuffle seed N instead of the fixed one, a different random partition.
+    kPartition,
+  };
+  Kind kind = kFixed;
+  uint64_t seed = 0;  // kPartition
+};
+
+// "NAME" or "NAME:validation" or "NAME:partition-N": the name and the
+// choice. INVALID_ARGUMENT for another suffix.
+absl::StatusOr<std::pair<std::string, SplitChoice>> ParseSplitChoice(
+    const std::string& dataset);
+
+// The split `choice` of `data` (the whole dataset).
+DatasetSplit MakeSplit(const Dataset& data, const SplitChoice& choice);
+
 struct CsvOptions {
   int input_dim = 1;  // d: each row holds label then K*d values
   // If non-empty, the classes are exactly these (e.g. a trained model's)

@@ -171,7 +171,9 @@ absl::StatusOr<DatasetSplit> LoadData(const CommandLine& cl,
     auto it = cl.values.find(k);
     return it == cl.values.end() ? dflt : it->second;
   };
-  const std::string name = get("dataset", "digits");
+  ASSIGN_OR_RETURN(const auto parsed,
+                   ParseSplitChoice(get("dataset", "digits")));
+  const auto& [name, choice] = parsed;
   Dataset full;
   if (name == "digits") {
     ASSIGN_OR_RETURN(full, LoadDigits(DefaultDigitsPath()));
@@ -181,7 +183,11 @@ absl::StatusOr<DatasetSplit> LoadData(const CommandLine& cl,
     ASSIGN_OR_RETURN(full, LoadCsv(name, opts));
   }
   const std::string test_path = get("test-dataset", "");
-  if (test_path.empty()) return SplitFixed(full);
+  if (test_path.empty()) return MakeSplit(full, choice);
+  if (choice.kind != SplitChoice::kFixed) {
+    return absl::InvalidArgumentError(
+        "--test-dataset takes a dataset without a ':' split");
+  }
   CsvOptions opts;
   opts.input_dim = full.input_dim;
   opts.known_labels = full.class_labels;

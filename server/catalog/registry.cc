@@ -156,43 +156,44 @@ absl::Status ModelRegistry::Delete(const std::string& name, int version) {
 }
 
 absl::StatusOr<LoadedDataset> DatasetRegistry::Digits() {
-  const auto key = std::make_pair(std::string("digits"), std::string());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) return it->second;
-  }
-  ASSIGN_OR_RETURN(Dataset digits, LoadDigits(DefaultDigitsPath()));
-  LoadedDataset loaded;
-  loaded.info = DescribeDataset(digits);
-  loaded.info.set_read_only(true);
-  loaded.info.set_sha256(kDigitsSha256);
-  loaded.split = std::make_shared<const DatasetSplit>(SplitFixed(digits));
-  std::lock_guard<std::mutex> lock(mu_);
-  return cache_.emplace(key, loaded).first->second;
+  return Get("digits");
 }
 
-absl::StatusOr<LoadedDataset> DatasetRegistry::Get(const std::string& name) {
+absl::StatusOr<LoadedDataset> DatasetRegistry::Get(const std::string& dataset) {
+  ASSIGN_OR_RETURN(const auto parsed, ParseSplitChoice(dataset));
+  const auto& [name, choice] = parsed;
   RETURN_IF_ERROR(ValidateName("dataset", name));
-  if (name == "digits") return Digits();
-  ASSIGN_OR_RETURN(v1::Dataset info, store_->GetDataset(name));
-  const auto key = std::make_pair(name, info.sha256());
+  v1::Dataset info;
+  if (name != "digits") {
+    ASSIGN_OR_RETURN(info, store_->GetDataset(name));
+  }
+  // By the name as asked (with its split) and the bytes' SHA-256: a name
+  // deleted and uploaded again is a new entry.
+  const auto key = std::make_pair(dataset, info.sha256());
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
   }
-  ASSIGN_OR_RETURN(const std::string bytes,
-                   store_->blobs().Get(DatasetBlobKey(name)));
-  if (Sha256Hex(bytes) != info.sha256()) {
-    return absl::DataLossError(absl::StrCat(
-        "dataset ", name, ": stored bytes do not match its SHA-256"));
+  Dataset data;
+  if (name == "digits") {
+    ASSIGN_OR_RETURN(data, LoadDigits(DefaultDigitsPath()));
+    info = DescribeDataset(data);
+    info.set_read_only(true);
+    info.set_sha256(kDigitsSha256);
+  } else {
+    ASSIGN_OR_RETURN(const std::string bytes,
+                     store_->blobs().Get(DatasetBlobKey(name)));
+    if (Sha256Hex(bytes) != info.sha256()) {
+      return absl::DataLossError(absl::StrCat(
+          "dataset ", name, ": stored bytes do not match its SHA-256"));
+    }
+    CsvOptions options;
+    options.input_dim = info.input_dim();
+    ASSIGN_OR_RETURN(data, ParseCsv(bytes, options, name));
   }
-  CsvOptions options;
-  options.input_dim = info.input_dim();
-  ASSIGN_OR_RETURN(Dataset data, ParseCsv(bytes, options, name));
-  LoadedDataset loaded{std::make_shared<const DatasetSplit>(SplitFixed(data)),
-                       info};
+  LoadedDataset loaded{
+      std::make_shared<const DatasetSplit>(MakeSplit(data, choice)), info};
   std::lock_guard<std::mutex> lock(mu_);
   if (cache_.size() >= kMaxCached) cache_.clear();
   return cache_.emplace(key, loaded).first->second;

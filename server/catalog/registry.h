@@ -78,7 +78,9 @@ class ModelRegistry {
       cache_;
 };
 
-// A dataset ready to train on: the fixed 80/20 split.
+// A dataset ready to train on: its fixed 80/20 split, or the split its name
+// asks for ("digits:validation", "digits:partition-3": core/dataset.h
+// SplitChoice).
 struct LoadedDataset {
   std::shared_ptr<const DatasetSplit> split;
   v1::Dataset info;
@@ -88,8 +90,9 @@ class DatasetRegistry {
  public:
   DatasetRegistry(Store* store, int64_t max_upload_bytes)
       : store_(store), max_bytes_(max_upload_bytes) {}
-  // "digits" is built in. DATA_LOSS when the stored bytes do not match the
-  // record's SHA-256.
+  // "digits" is built in; a ":validation" or ":partition-N" suffix picks
+  // another split of the same data. DATA_LOSS when the stored bytes do not
+  // match the record's SHA-256.
   absl::StatusOr<LoadedDataset> Get(const std::string& name);
   absl::StatusOr<std::vector<v1::Dataset>> List();
   // Validates and stores an upload: the header's name, size (<= the cap)
@@ -106,7 +109,7 @@ class DatasetRegistry {
   Store* store_;
   int64_t max_bytes_;
   std::mutex mu_;
-  // By (name, sha256): a name deleted and uploaded again is a new entry.
+  // By (name as asked, sha256).
   std::map<std::pair<std::string, std::string>, LoadedDataset> cache_;
 };
 

@@ -1,6 +1,7 @@
 #include "core/dataset.h"
 
 #include <array>
+#include <set>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "core/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/status_matchers.h"
 
 namespace spinnet {
 namespace {
@@ -19,6 +21,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
+using spinnet::status_testing::StatusIs;
 
 // ---- SHA-256 ----
 
@@ -192,6 +195,50 @@ TEST(SplitFixedTest, OtherFractions) {
   EXPECT_EQ(SplitFixed(Numbered(100), 0.29).train.size(), 29);
   EXPECT_EQ(SplitFixed(Numbered(10), 1.0).test.size(), 0);
   EXPECT_EQ(SplitFixed(Numbered(10), 0.0).train.size(), 0);
+}
+
+TEST(SplitChoiceTest, ValidationIsCarvedFromTheTrainingPartOnly) {
+  const Dataset data = Numbered(1797);
+  ASSERT_OK_AND_ASSIGN(const auto parsed,
+                       ParseSplitChoice("digits:validation"));
+  EXPECT_EQ(parsed.first, "digits");
+  const DatasetSplit fixed = SplitFixed(data);
+  const DatasetSplit v = MakeSplit(data, parsed.second);
+  ASSERT_EQ(v.train.size(), 1149);  // 80 % of 1,437
+  ASSERT_EQ(v.test.size(), 288);
+  const std::vector<int> fixed_train = Indices(fixed.train);
+  const std::set<int> train(fixed_train.begin(), fixed_train.end());
+  std::set<int> seen;
+  for (const int i : Indices(v.train)) seen.insert(i);
+  for (const int i : Indices(v.test)) seen.insert(i);
+  // The validation split covers exactly the fixed training part: no test
+  // sequence is ever trained or evaluated on.
+  EXPECT_EQ(seen, train);
+  EXPECT_EQ(seen.size(), 1437u);
+}
+
+TEST(SplitChoiceTest, PartitionsAreOtherRandomSplitsOfTheWhole) {
+  const Dataset data = Numbered(1797);
+  ASSERT_OK_AND_ASSIGN(const auto p1, ParseSplitChoice("my.csv:partition-1"));
+  ASSERT_OK_AND_ASSIGN(const auto p2, ParseSplitChoice("my.csv:partition-2"));
+  EXPECT_EQ(p1.first, "my.csv");
+  const DatasetSplit a = MakeSplit(data, p1.second);
+  const DatasetSplit b = MakeSplit(data, p2.second);
+  EXPECT_EQ(a.train.size(), 1437);
+  EXPECT_EQ(a.test.size(), 360);
+  EXPECT_NE(Indices(a.test), Indices(b.test));
+  EXPECT_NE(Indices(a.test), Indices(SplitFixed(data).test));
+  EXPECT_EQ(Indices(MakeSplit(data, p1.second).test), Indices(a.test));
+  ASSERT_OK_AND_ASSIGN(const auto plain, ParseSplitChoice("digits"));
+  EXPECT_EQ(plain.first, "digits");
+  EXPECT_EQ(Indices(MakeSplit(data, plain.second).test),
+            Indices(SplitFixed(data).test));
+  for (const char* bad : {"digits:", "digits:test", "digits:partition-0",
+                          "digits:partition-x", "digits:partition-"}) {
+    EXPECT_THAT(ParseSplitChoice(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, "after ':'"))
+        << bad;
+  }
 }
 
 // ---- CSV ----
