@@ -32,7 +32,14 @@ enum RngStream : uint64_t {
   kMaskStream = 2,
   kShuffleStream = 3,
   kSplitStream = 4,
+  kTrainDeviceStream = 5,  // the devices of each training batch
+  kTestDeviceStream = 6,   // the test chip
+  kDeviceStream = 7,       // per-device factors, from a variability seed
+  kNoiseStream = 8,        // thermal noise of one sequence
 };
+
+// The seed of an independent stream: what Rng(seed, stream, index) uses.
+uint64_t DeriveSeed(uint64_t seed, uint64_t stream, uint64_t index = 0);
 
 }  // namespace spinnet
 

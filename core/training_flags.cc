@@ -137,6 +137,30 @@ std::vector<TrainingFlag> MakeFlags() {
                             "threshold current I_th [A]", [](S* s) {
                               return &s->device.threshold_current_amp;
                             }));
+  f.push_back(Field<double>(
+      "thermal-noise",
+      "thermal noise on the power (STNO): standard deviation of p the noise "
+      "accumulates over one tau; each Euler step adds N(0, s^2 h/tau_i) to "
+      "every neuron's p, in training and test evaluation (0: off)",
+      [](S* s) { return &s->device.thermal_noise; }));
+  f.push_back(Field<double>(
+      "train-spread",
+      "device variability in training: relative standard deviation of the "
+      "--vary parameters of each neuron, devices redrawn every batch "
+      "(noise-aware training; 0: off; max 0.3)",
+      [](S* s) { return &s->train.train_spread; }));
+  f.push_back(Field<double>(
+      "test-spread",
+      "device variability of the test chip (drawn once per run from --seed) "
+      "in the per-epoch test evaluation (relative standard deviation; 0: "
+      "off; max 0.3)",
+      [](S* s) { return &s->train.test_spread; }));
+  f.push_back(Enum<unsigned>(
+      "vary",
+      "device parameters the spreads perturb: threshold, tau, amplification "
+      "joined by '+', or all (the CTRNN has only tau)",
+      ParseVaryingParams, VaryingParamsName,
+      [](S* s) { return &s->train.vary; }));
   f.push_back(Field<int>("epochs", "training epochs",
                          [](S* s) { return &s->train.epochs; }));
   f.push_back(Field<int>("batch", "mini-batch size [sequences]",
