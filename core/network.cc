@@ -77,14 +77,18 @@ void Network<T>::Init(Trajectory<T>* tr, Index slot,
     d.zeta_scale[l] =
         devices_->threshold[l].cwiseInverse().cast<T>().replicate(1, B);
     d.amp_scale[l] = devices_->amplification[l].cast<T>().replicate(1, B);
-    d.noise_sd[l] = devices_->thermal_noise * h_tau.array().sqrt();
+    d.noise_sd[l] = (devices_->thermal_noise * h_tau.array().sqrt())
+                        .matrix()
+                        .template cast<T>();
   }
   d.rng.clear();
   if (devices_->thermal_noise > 0) {
     d.noise.resize(config_.neurons, B);
+    d.u1.resize(config_.neurons, B);
+    d.u2.resize(config_.neurons, B);
     for (Index b = 0; b < B; ++b) {
-      d.rng.emplace_back(devices_->noise_seed, kNoiseStream,
-                         first_sequence + b);
+      d.rng.emplace_back(
+          DeriveSeed(devices_->noise_seed, kNoiseStream, first_sequence + b));
     }
   }
 }
@@ -175,13 +179,21 @@ void Network<T>::Step(const MatrixT<T>& drive0, Trajectory<T>* tr, Index from,
 
 template <typename T>
 void Network<T>::FillNoise(int l, DeviceArrays<T>* d) {
-  const Vector& sd = d->noise_sd[l];
+  constexpr float kTwoPi = 6.28318530717958647692f;
   for (Index b = 0; b < d->noise.cols(); ++b) {
-    Rng& rng = d->rng[b];
+    FastRng& rng = d->rng[b];
     for (Index i = 0; i < d->noise.rows(); ++i) {
-      d->noise(i, b) = static_cast<T>(sd[i] * rng.Normal());
+      // Two 24-bit uniforms: u1 in (0, 1] (log finite), u2 in [0, 1).
+      const uint64_t x = rng.Bits();
+      d->u1(i, b) = static_cast<float>((x >> 40) + 1) * 0x1p-24f;
+      d->u2(i, b) = static_cast<float>((x >> 16) & 0xffffff) * 0x1p-24f;
     }
   }
+  // Two plain float assignments, so that Eigen vectorises log and cos.
+  d->u1 = (-2 * d->u1.log()).sqrt();
+  d->u1 *= (kTwoPi * d->u2).cos();
+  d->noise.array() =
+      d->u1.template cast<T>().colwise() * d->noise_sd[l].array();
 }
 
 template <typename T>

@@ -39,9 +39,10 @@ struct DeviceArrays {
   std::vector<MatrixT<T>> h_tau;       // h / tau_i, N x B per layer
   std::vector<MatrixT<T>> zeta_scale;  // I_th / I_th,i
   std::vector<MatrixT<T>> amp_scale;   // a_l,i / a_l
-  std::vector<Vector> noise_sd;        // thermal_noise sqrt(h / tau_i), N
+  std::vector<VectorT<T>> noise_sd;    // thermal_noise sqrt(h / tau_i), N
   MatrixT<T> noise;                    // one layer's noise of one step
-  std::vector<Rng> rng;                // thermal noise, one per sequence
+  Eigen::ArrayXXf u1, u2;              // its uniform draws (Box-Muller)
+  std::vector<FastRng> rng;            // thermal noise, one per sequence
 };
 
 // Network states of a batch of B sequences in numbered time slots: per
@@ -127,7 +128,9 @@ class Network {
   static void Softmax(const MatrixT<T>& logits, MatrixT<T>* probs);
 
  private:
-  // Thermal noise of layer l for one Euler step: N(0, noise_sd^2).
+  // Thermal noise of layer l for one Euler step: N(0, noise_sd^2), by
+  // Box-Muller on whole blocks in float (Eigen vectorises float log and cos,
+  // not double), from one 64-bit draw per value.
   static void FillNoise(int l, DeviceArrays<T>* d);
 
   NetworkConfig config_;

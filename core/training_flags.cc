@@ -139,26 +139,22 @@ std::vector<TrainingFlag> MakeFlags() {
                             }));
   f.push_back(Field<double>(
       "thermal-noise",
-      "thermal noise on the power (STNO): standard deviation of p the noise "
-      "accumulates over one tau; each Euler step adds N(0, s^2 h/tau_i) to "
-      "every neuron's p, in training and test evaluation (0: off)",
+      "thermal noise on the power: its standard deviation over one tau, "
+      "N(0, s^2 h/tau_i) per Euler step (STNO; 0: off)",
       [](S* s) { return &s->device.thermal_noise; }));
   f.push_back(Field<double>(
       "train-spread",
-      "device variability in training: relative standard deviation of the "
-      "--vary parameters of each neuron, devices redrawn every batch "
-      "(noise-aware training; 0: off; max 0.3)",
+      "device spread in training: relative standard deviation of the --vary "
+      "parameters, redrawn every batch (0: off)",
       [](S* s) { return &s->train.train_spread; }));
   f.push_back(Field<double>(
       "test-spread",
-      "device variability of the test chip (drawn once per run from --seed) "
-      "in the per-epoch test evaluation (relative standard deviation; 0: "
-      "off; max 0.3)",
+      "device spread of the test chip, drawn once from --seed (0: off)",
       [](S* s) { return &s->train.test_spread; }));
   f.push_back(Enum<unsigned>(
       "vary",
-      "device parameters the spreads perturb: threshold, tau, amplification "
-      "joined by '+', or all (the CTRNN has only tau)",
+      "parameters the spreads perturb: threshold, tau, amplification joined "
+      "by '+', or all",
       ParseVaryingParams, VaryingParamsName,
       [](S* s) { return &s->train.vary; }));
   f.push_back(Field<int>("epochs", "training epochs",
