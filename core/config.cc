@@ -105,16 +105,15 @@ absl::StatusOr<unsigned> ParseVaryingParams(const std::string& text) {
 }
 
 bool DeviceVariability::NominalDevices() const {
-  return threshold_spread == 0 && tau_spread == 0 &&
-         amplification_spread == 0;
+  return threshold_spread == 0 && tau_spread == 0 && amplification_spread == 0;
 }
 
 absl::Status DeviceVariability::Validate(const NetworkConfig& network) const {
   absl::Status s;
   s.Update(CheckRange("threshold spread", threshold_spread, 0, kMaxSpread));
   s.Update(CheckRange("tau spread", tau_spread, 0, kMaxSpread));
-  s.Update(CheckRange("amplification spread", amplification_spread, 0,
-                      kMaxSpread));
+  s.Update(
+      CheckRange("amplification spread", amplification_spread, 0, kMaxSpread));
   s.Update(CheckRange("thermal_noise", thermal_noise, 0, 1));
   // x is clipped to [-3, 3], so no device is faster than tau (1 - 3 s_tau).
   const double shortest_tau = network.tau * (1 - 3 * tau_spread);
@@ -179,8 +178,8 @@ DeviceVariability Spread(const DeviceParams& device, double spread,
 
 DeviceVariability TrainConfig::TrainVariability(const DeviceParams& device,
                                                 int epoch, int batch) const {
-  const uint64_t index = (static_cast<uint64_t>(epoch) << 32) |
-                         static_cast<uint32_t>(batch);
+  const uint64_t index =
+      (static_cast<uint64_t>(epoch) << 32) | static_cast<uint32_t>(batch);
   return Spread(device, train_spread, vary,
                 DeriveSeed(seed, kTrainDeviceStream, index));
 }

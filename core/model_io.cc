@@ -226,10 +226,10 @@ absl::StatusOr<Reader> OpenFile(const FileKind& kind, absl::string_view bytes) {
   Reader reader(body.substr(kMagicBytes));
   ASSIGN_OR_RETURN(uint32_t version, reader.U32("format version"));
   if (version < kOldestModelFormatVersion || version > kModelFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spinnet ", kind.name, " file format version ", version,
-        " is not supported; this build reads versions ",
-        kOldestModelFormatVersion, " to ", kModelFormatVersion));
+    return absl::InvalidArgumentError(
+        absl::StrCat("spinnet ", kind.name, " file format version ", version,
+                     " is not supported; this build reads versions ",
+                     kOldestModelFormatVersion, " to ", kModelFormatVersion));
   }
   reader.set_version(version);
   return reader;

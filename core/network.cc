@@ -136,10 +136,10 @@ void Network<T>::Step(const MatrixT<T>& drive0, Trajectory<T>* tr, Index from,
       // per Euler step), clamped to [0,1].
       const auto advance = [&](const auto& c, const auto& zeta,
                                const auto&... noise) {
-        p_new = ((p + c * (p * (zeta * (1 - p) - 1 - q * p) + p_th)) + ... +
-                 noise)
-                    .max(T(0))
-                    .min(T(1));
+        p_new =
+            ((p + c * (p * (zeta * (1 - p) - 1 - q * p) + p_th)) + ... + noise)
+                .max(T(0))
+                .min(T(1));
       };
       // s' = (p - s)/tau_hp from p(t);  y = a_l (p - s).
       const auto s = tr->Slot(tr->s, l, from).array();
@@ -151,8 +151,7 @@ void Network<T>::Step(const MatrixT<T>& drive0, Trajectory<T>* tr, Index from,
         y_new = amp * (p_new - s_new);
       } else {
         if (dev.rng.empty()) {
-          advance(dev.h_tau[l].array(),
-                  z.array() * dev.zeta_scale[l].array());
+          advance(dev.h_tau[l].array(), z.array() * dev.zeta_scale[l].array());
         } else {
           FillNoise(l, &dev);
           advance(dev.h_tau[l].array(), z.array() * dev.zeta_scale[l].array(),

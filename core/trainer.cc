@@ -56,9 +56,8 @@ class BatchGradient {
   // `devices` (nullptr: nominal) is the chip the batch runs on; the
   // thermal noise of a sequence is keyed by its position in the batch.
   virtual BatchResult Compute(const Vector& params, const Dataset& data,
-                              const std::vector<int>& order, int begin,
-                              int end, const Devices* devices,
-                              Vector* grad) = 0;
+                              const std::vector<int>& order, int begin, int end,
+                              const Devices* devices, Vector* grad) = 0;
 };
 
 template <typename T>

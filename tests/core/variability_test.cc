@@ -42,8 +42,8 @@ std::shared_ptr<const Model> Train(CellType cell) {
   NetworkConfig network;
   network.cell = cell;
   if (cell == CellType::kCtrnn) network.tau = 5;
-  auto start = StartTraining(network, DeviceParams(), train,
-                             SharedDigits().train);
+  auto start =
+      StartTraining(network, DeviceParams(), train, SharedDigits().train);
   EXPECT_TRUE(start.ok()) << start.status();
   auto done = Train(*start, SharedDigits().train, SharedDigits().test, nullptr);
   EXPECT_TRUE(done.ok()) << done.status();
@@ -51,10 +51,10 @@ std::shared_ptr<const Model> Train(CellType cell) {
 }
 
 std::shared_ptr<const Model> TrainedModel(CellType cell) {
-  static const auto* stno = new std::shared_ptr<const Model>(
-      Train(CellType::kStno));
-  static const auto* ctrnn = new std::shared_ptr<const Model>(
-      Train(CellType::kCtrnn));
+  static const auto* stno =
+      new std::shared_ptr<const Model>(Train(CellType::kStno));
+  static const auto* ctrnn =
+      new std::shared_ptr<const Model>(Train(CellType::kCtrnn));
   return cell == CellType::kStno ? *stno : *ctrnn;
 }
 
@@ -63,16 +63,15 @@ double MaxProbabilityDifference(const std::vector<Classification>& a,
   EXPECT_EQ(a.size(), b.size());
   double diff = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, (a[i].probabilities - b[i].probabilities)
-                              .cwiseAbs()
-                              .maxCoeff());
+    diff = std::max(
+        diff, (a[i].probabilities - b[i].probabilities).cwiseAbs().maxCoeff());
   }
   return diff;
 }
 
 std::vector<Classification> ClassifyOn(const Model& model,
-                                        const DeviceVariability& v,
-                                        int threads = 1) {
+                                       const DeviceVariability& v,
+                                       int threads = 1) {
   auto out = Classify(model, SharedDigits().test.values, threads, v);
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? *out : std::vector<Classification>();
@@ -113,8 +112,9 @@ TEST(VariabilityTest, ZeroSpreadEqualsNominalInference) {
 
     auto today = Classify(*model, seqs);
     ASSERT_TRUE(today.ok());
-    EXPECT_LT(MaxProbabilityDifference(*today, ClassifyOn(*model, Spread(0, 9))),
-              1e-12);
+    EXPECT_LT(
+        MaxProbabilityDifference(*today, ClassifyOn(*model, Spread(0, 9))),
+        1e-12);
     for (int i = 0; i < seqs.cols(); ++i) {
       EXPECT_LT((nominal.probabilities().col(i) - (*today)[i].probabilities)
                     .cwiseAbs()
@@ -129,10 +129,13 @@ TEST(VariabilityTest, SpreadChangesOutputsReproduciblyPerSeed) {
   const auto nominal = ClassifyOn(*model, DeviceVariability());
   const auto a = ClassifyOn(*model, Spread(0.1, 1));
   EXPECT_GT(MaxProbabilityDifference(nominal, a), 1e-3);
-  EXPECT_EQ(MaxProbabilityDifference(a, ClassifyOn(*model, Spread(0.1, 1))), 0.0);
-  EXPECT_EQ(MaxProbabilityDifference(a, ClassifyOn(*model, Spread(0.1, 1), 2)), 0.0)
+  EXPECT_EQ(MaxProbabilityDifference(a, ClassifyOn(*model, Spread(0.1, 1))),
+            0.0);
+  EXPECT_EQ(MaxProbabilityDifference(a, ClassifyOn(*model, Spread(0.1, 1), 2)),
+            0.0)
       << "the chip does not depend on threads";
-  EXPECT_GT(MaxProbabilityDifference(a, ClassifyOn(*model, Spread(0.1, 2))), 1e-3);
+  EXPECT_GT(MaxProbabilityDifference(a, ClassifyOn(*model, Spread(0.1, 2))),
+            1e-3);
   // Each parameter alone matters.
   DeviceVariability v;
   v.seed = 1;
@@ -165,8 +168,9 @@ TEST(VariabilityTest, ThermalNoiseIsKeyedBySequence) {
   DeviceVariability v = Spread(0.05, 3);
   v.thermal_noise = 0.02;
   const auto noisy = ClassifyOn(*model, v);
-  EXPECT_GT(MaxProbabilityDifference(ClassifyOn(*model, Spread(0.05, 3)), noisy),
-            1e-4);
+  EXPECT_GT(
+      MaxProbabilityDifference(ClassifyOn(*model, Spread(0.05, 3)), noisy),
+      1e-4);
   EXPECT_EQ(MaxProbabilityDifference(noisy, ClassifyOn(*model, v, 2)), 0.0);
   const Matrix& seqs = SharedDigits().test.values;
   StreamingSession session(model, v);
@@ -232,9 +236,9 @@ TEST(VariabilityTest, TrainingWithVariabilityResumesBitForBit) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   auto resumed = Train(*loaded, d.train, d.test, nullptr);
   ASSERT_TRUE(resumed.ok());
-  EXPECT_EQ(0, std::memcmp(resumed->model.params.data(),
-                           full->model.params.data(),
-                           full->model.params.size() * sizeof(double)));
+  EXPECT_EQ(0,
+            std::memcmp(resumed->model.params.data(), full->model.params.data(),
+                        full->model.params.size() * sizeof(double)));
   EXPECT_EQ(resumed->history.back().test_loss, full->history.back().test_loss);
 
   // Another test chip: the same training, another evaluation.
@@ -242,9 +246,9 @@ TEST(VariabilityTest, TrainingWithVariabilityResumesBitForBit) {
   other.model.train.test_spread = 0.2;
   auto evaluated = Train(other, d.train, d.test, nullptr);
   ASSERT_TRUE(evaluated.ok());
-  EXPECT_EQ(0, std::memcmp(evaluated->model.params.data(),
-                           full->model.params.data(),
-                           full->model.params.size() * sizeof(double)));
+  EXPECT_EQ(
+      0, std::memcmp(evaluated->model.params.data(), full->model.params.data(),
+                     full->model.params.size() * sizeof(double)));
   EXPECT_NE(evaluated->history.back().test_loss,
             full->history.back().test_loss);
   // Training without the spread is another training.
