@@ -15,7 +15,7 @@ BatchResult Bptt<T>::Run(const VectorT<T>& params,
                          const Eigen::Ref<const MatrixT<T>>& inputs,
                          const std::vector<int>& labels, double loss_scale,
                          VectorT<T>* grad) {
-  const Network<T> net(config_, device_, params);
+  const Network<T> net(config_, device_, params, devices_);
   const int d = config_.input_dim, S = config_.substeps;
   const Index B = inputs.cols();
   SPINNET_CHECK(inputs.rows() % d == 0);
@@ -28,7 +28,7 @@ BatchResult Bptt<T>::Run(const VectorT<T>& params,
 
   // Recording keeps every step for the backward pass; otherwise two slots.
   tr_.Resize(config_, B, record ? T_steps + 1 : 2, record ? T_steps : 1);
-  net.Init(&tr_, 0);
+  net.Init(&tr_, 0, first_sequence_);
   stats_.Reset(B);
   for (Index k = 0; k < K; ++k) {
     net.InputDrive(inputs.middleRows(k * d, d), &drive0_);
@@ -80,7 +80,8 @@ void Bptt<T>::Backward(const Network<T>& net,
   const T h_tau = static_cast<T>(config_.h() / config_.tau);
   const T h_hp = static_cast<T>(config_.h() / config_.tau_hp);
   const T q = static_cast<T>(config_.q);
-  const T p_th = static_cast<T>(config_.p_th);
+  const bool perturbed = net.perturbed();
+  const DeviceArrays<T>& dev = tr_.devices;
 
   // Readout: dL/dlogits = (softmax - onehot) * loss_scale.
   MatrixT<T>& g_logits = logits_;  // logits are not needed any more
@@ -117,11 +118,20 @@ void Bptt<T>::Backward(const Network<T>& net,
     if (stno) {
       const Index amp_index = layout.amplification().offset + l;
       const T amp = params[amp_index];
-      g_a_[l] += amp * g_y_;
-      g_s_[l] -= amp * g_y_;
-      g[amp_index] += (g_y_.array() * (tr_.Slot(tr_.a, l, t).array() -
-                                        tr_.Slot(tr_.s, l, t).array()))
-                          .sum();
+      // y = a_l (p - s), times a_l,i / a_l for a perturbed network.
+      const auto back = [&](const auto&... scale) {
+        g_a_[l].array() += ((amp * g_y_.array()) * ... * scale);
+        g_s_[l].array() -= ((amp * g_y_.array()) * ... * scale);
+        g[amp_index] += (g_y_.array() * ... * scale)
+                            .cwiseProduct(tr_.Slot(tr_.a, l, t).array() -
+                                          tr_.Slot(tr_.s, l, t).array())
+                            .sum();
+      };
+      if (perturbed) {
+        back(dev.amp_scale[l].array());
+      } else {
+        back();
+      }
     } else {
       g_a_[l] += g_y_;
     }
@@ -138,17 +148,36 @@ void Bptt<T>::Backward(const Network<T>& net,
       auto gz = g_z(l, t).array();
       auto ga = g_a_[l].array();
       if (stno) {
-        // The clamp passes no gradient where the update left [0, 1].
-        const auto pre = p + h_tau * (p * (z * (1 - p) - 1 - q * p) + p_th);
-        ga = (pre > T(0) && pre < T(1)).select(ga, T(0));
-        gz = ga * (h_tau * p * (1 - p));
-        ga = ga * (1 + h_tau * (z * (1 - 2 * p) - 1 - 2 * q * p)) +
-             h_hp * g_s_[l].array();
+        // The clamp passes no gradient where the update (with its noise)
+        // left [0, 1], i.e. where p(t+h) is 0 or 1.
+        const auto p_next = tr_.Slot(tr_.a, l, t + 1).array();
+        ga = (p_next > T(0) && p_next < T(1)).select(ga, T(0));
+        // zeta_eff = zeta_scale zeta (perturbed) or zeta; dL/dzeta carries
+        // the zeta_scale factor once more.
+        const auto back = [&](const auto& c, const auto& zeta_eff,
+                              const auto&... zeta_scale) {
+          gz = ((ga * (c * p * (1 - p))) * ... * zeta_scale);
+          ga = ga * (1 + c * (zeta_eff * (1 - 2 * p) - 1 - 2 * q * p)) +
+               h_hp * g_s_[l].array();
+        };
+        if (!perturbed) {
+          back(h_tau, z);
+        } else {
+          back(dev.h_tau[l].array(), z * dev.zeta_scale[l].array(),
+               dev.zeta_scale[l].array());
+        }
         g_s_[l] *= 1 - h_hp;
       } else {
         // z holds tanh(pre-activation) for the CTRNN.
-        gz = ga * h_tau * (1 - z.square());
-        ga *= 1 - h_tau;
+        const auto back = [&](const auto& c) {
+          gz = ga * c * (1 - z.square());
+          ga *= 1 - c;
+        };
+        if (perturbed) {
+          back(dev.h_tau[l].array());
+        } else {
+          back(h_tau);
+        }
       }
     }
     // Through zeta_l(t) into the outputs y(t) that fed it.

@@ -26,6 +26,15 @@ class Bptt {
  public:
   Bptt(const NetworkConfig& config, const DeviceParams& device);
 
+  // Later Runs integrate the perturbed network `devices` (which must outlive
+  // them; nullptr: the nominal network), column b of the inputs with the
+  // thermal noise of sequence first_sequence + b. The backward pass uses the
+  // same devices and noise as its forward pass.
+  void SetDevices(const Devices* devices, uint64_t first_sequence = 0) {
+    devices_ = devices;
+    first_sequence_ = first_sequence;
+  }
+
   // Runs sequences `inputs` ((K*d) x B: column b is sequence b, time step k
   // in rows k*d .. k*d+d-1) with integer labels in [0, C), or with no labels
   // (inference: loss and accuracy stay 0). If grad is not null (labels
@@ -47,6 +56,8 @@ class Bptt {
 
   NetworkConfig config_;
   DeviceParams device_;
+  const Devices* devices_ = nullptr;
+  uint64_t first_sequence_ = 0;
   Index steps_ = 0;  // Euler steps T of the last Run
   Trajectory<T> tr_;
   MatrixT<T> drive0_, logits_, probs_;

@@ -1,8 +1,13 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/random.h"
 
 namespace spinnet {
 namespace {
@@ -71,6 +76,57 @@ absl::StatusOr<Precision> ParsePrecision(const std::string& name) {
       absl::StrCat("unknown precision '", name, "'; need float32 or float64"));
 }
 
+std::string VaryingParamsName(unsigned vary) {
+  std::vector<std::string> names;
+  if (vary & kVaryThreshold) names.push_back("threshold");
+  if (vary & kVaryTau) names.push_back("tau");
+  if (vary & kVaryAmplification) names.push_back("amplification");
+  return names.empty() ? "none" : absl::StrJoin(names, "+");
+}
+
+absl::StatusOr<unsigned> ParseVaryingParams(const std::string& text) {
+  if (text == "all") return kVaryAll;
+  if (text == "none") return 0u;
+  unsigned vary = 0;
+  for (absl::string_view name : absl::StrSplit(text, '+')) {
+    if (name == "threshold") {
+      vary |= kVaryThreshold;
+    } else if (name == "tau") {
+      vary |= kVaryTau;
+    } else if (name == "amplification") {
+      vary |= kVaryAmplification;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown device parameter '", name,
+          "'; need threshold, tau, amplification joined by '+', all or none"));
+    }
+  }
+  return vary;
+}
+
+bool DeviceVariability::NominalDevices() const {
+  return threshold_spread == 0 && tau_spread == 0 && amplification_spread == 0;
+}
+
+absl::Status DeviceVariability::Validate(const NetworkConfig& network) const {
+  absl::Status s;
+  s.Update(CheckRange("threshold spread", threshold_spread, 0, kMaxSpread));
+  s.Update(CheckRange("tau spread", tau_spread, 0, kMaxSpread));
+  s.Update(
+      CheckRange("amplification spread", amplification_spread, 0, kMaxSpread));
+  s.Update(CheckRange("thermal_noise", thermal_noise, 0, 1));
+  // x is clipped to [-3, 3], so no device is faster than tau (1 - 3 s_tau).
+  const double shortest_tau = network.tau * (1 - 3 * tau_spread);
+  if (s.ok() && network.h() > 2 * shortest_tau) {
+    s = absl::InvalidArgumentError(absl::StrCat(
+        "with tau spread ", tau_spread, " the shortest device tau is ",
+        shortest_tau, " ns; the Euler step dt_in/substeps = ", network.h(),
+        " ns exceeds twice that (unstable); raise substeps or lower the "
+        "spread"));
+  }
+  return s;
+}
+
 absl::Status NetworkConfig::Validate() const {
   absl::Status s;
   s.Update(CheckIntRange("layers", layers, 1, 64));
@@ -101,7 +157,46 @@ absl::Status DeviceParams::Validate() const {
   absl::Status s;
   s.Update(CheckPositive("resistance_ohm", resistance_ohm));
   s.Update(CheckPositive("threshold_current_amp", threshold_current_amp));
+  s.Update(CheckRange("thermal_noise", thermal_noise, 0, 1));
   return s;
+}
+
+namespace {
+
+DeviceVariability Spread(const DeviceParams& device, double spread,
+                         unsigned vary, uint64_t seed) {
+  DeviceVariability v;
+  v.threshold_spread = vary & kVaryThreshold ? spread : 0;
+  v.tau_spread = vary & kVaryTau ? spread : 0;
+  v.amplification_spread = vary & kVaryAmplification ? spread : 0;
+  v.thermal_noise = device.thermal_noise;
+  v.seed = seed;
+  return v;
+}
+
+}  // namespace
+
+DeviceVariability TrainConfig::TrainVariability(const DeviceParams& device,
+                                                int epoch, int batch) const {
+  const uint64_t index =
+      (static_cast<uint64_t>(epoch) << 32) | static_cast<uint32_t>(batch);
+  return Spread(device, train_spread, vary,
+                DeriveSeed(seed, kTrainDeviceStream, index));
+}
+
+DeviceVariability TrainConfig::TestVariability(
+    const DeviceParams& device) const {
+  return Spread(device, test_spread, vary,
+                DeriveSeed(seed, kTestDeviceStream, 0));
+}
+
+absl::Status ValidateVariability(const NetworkConfig& network,
+                                 const DeviceParams& device,
+                                 const TrainConfig& train) {
+  // The largest spread of either kind bounds the shortest tau.
+  return Spread(device, std::max(train.train_spread, train.test_spread),
+                train.vary, 0)
+      .Validate(network);
 }
 
 double TrainConfig::LearningRate(int epoch) const {
@@ -123,6 +218,12 @@ absl::Status TrainConfig::Validate() const {
   s.Update(CheckIntRange("epochs", epochs, 1, 1000000));
   s.Update(CheckIntRange("threads", threads, 1, 256));
   s.Update(CheckRange("init_int_scale", init_int_scale, 0, 100));
+  s.Update(CheckRange("train_spread", train_spread, 0, kMaxSpread));
+  s.Update(CheckRange("test_spread", test_spread, 0, kMaxSpread));
+  if (vary > kVaryAll) {
+    s.Update(absl::InvalidArgumentError(
+        absl::StrCat("vary = ", vary, "; need a subset of ", kVaryAll)));
+  }
   return s;
 }
 

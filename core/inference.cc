@@ -24,6 +24,12 @@ Classification MakeClassification(const Model& model,
   return c;
 }
 
+Devices Draw(const NetworkConfig& network, const DeviceVariability& v) {
+  Devices d;
+  if (!v.None()) DrawDevices(network, v, &d);
+  return d;
+}
+
 }  // namespace
 
 absl::Status ValidateSequences(const Model& model, const Matrix& sequences) {
@@ -51,14 +57,17 @@ absl::Status ValidateSequences(const Model& model, const Matrix& sequences) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
-                                                     const Matrix& sequences,
-                                                     int threads) {
+absl::StatusOr<std::vector<Classification>> Classify(
+    const Model& model, const Matrix& sequences, int threads,
+    const DeviceVariability& variability) {
   RETURN_IF_ERROR(ValidateSequences(model, sequences));
+  RETURN_IF_ERROR(variability.Validate(model.network));
+  const Devices devices = Draw(model.network, variability);
   const int n = static_cast<int>(sequences.cols());
   std::vector<Classification> out(n);
   ParallelFor(threads, n, [&](int, int begin, int end) {
     Bptt<double> runner(model.network, model.device);
+    if (!variability.None()) runner.SetDevices(&devices, begin);
     runner.Run(model.params, sequences.middleCols(begin, end - begin), {}, 0,
                nullptr);
     for (int i = begin; i < end; ++i) {
@@ -69,9 +78,13 @@ absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
   return out;
 }
 
-StreamingSession::StreamingSession(std::shared_ptr<const Model> model)
+StreamingSession::StreamingSession(std::shared_ptr<const Model> model,
+                                   const DeviceVariability& variability)
     : model_(std::move(model)),
-      net_(model_->network, model_->device, model_->params) {
+      devices_(Draw(model_->network, variability)),
+      net_(model_->network, model_->device, model_->params,
+           variability.None() ? nullptr : &devices_) {
+  SPINNET_CHECK(variability.Validate(model_->network).ok());
   tr_.Resize(model_->network, 1, 2, 1);
   u_.resize(model_->network.input_dim, 1);
   Reset();
@@ -79,7 +92,7 @@ StreamingSession::StreamingSession(std::shared_ptr<const Model> model)
 
 void StreamingSession::Reset() {
   slot_ = 0;
-  net_.Init(&tr_, slot_);
+  net_.Init(&tr_, slot_, sequences_++);
   stats_.Reset(1);
   steps_ = 0;
 }

@@ -26,17 +26,26 @@ struct Classification {
 // d divides the rows, K >= 1, every value finite.
 absl::Status ValidateSequences(const Model& model, const Matrix& sequences);
 
-// Classifies each column of `sequences`; `threads` splits the batch.
-absl::StatusOr<std::vector<Classification>> Classify(const Model& model,
-                                                     const Matrix& sequences,
-                                                     int threads = 1);
+// Classifies each column of `sequences`; `threads` splits the batch. With
+// a `variability`, on the chip it draws (MODEL.md "Device variability"),
+// column j with the thermal noise of sequence j: reproducible for a seed and
+// independent of `threads`. The default (none) is the nominal network.
+// INVALID_ARGUMENT for bad sequences or a variability that fails Validate.
+absl::StatusOr<std::vector<Classification>> Classify(
+    const Model& model, const Matrix& sequences, int threads = 1,
+    const DeviceVariability& variability = DeviceVariability());
 
 // A stream of samples through one model: Feed() advances the network by one
 // input interval (dt_in, `substeps` Euler steps); Current() reads the class
 // probabilities of the sequence so far. Not thread-safe; cheap (a few KiB).
+// With a `variability`, the session runs on the chip it draws, and the n-th
+// sequence (0-based, counting Resets) gets the thermal noise that Classify
+// gives column n. `variability` must pass Validate(model->network).
 class StreamingSession {
  public:
-  explicit StreamingSession(std::shared_ptr<const Model> model);
+  explicit StreamingSession(
+      std::shared_ptr<const Model> model,
+      const DeviceVariability& variability = DeviceVariability());
 
   // One time step of d values. INVALID_ARGUMENT on a wrong size or a
   // non-finite value; the state is unchanged then.
@@ -56,6 +65,7 @@ class StreamingSession {
 
  private:
   std::shared_ptr<const Model> model_;
+  Devices devices_;
   Network<double> net_;
   Trajectory<double> tr_;  // two slots, alternating; one z slot
   Index slot_ = 0;         // slot holding the current state
@@ -63,6 +73,7 @@ class StreamingSession {
   Matrix u_;
   SequenceStats stats_;
   int64_t steps_ = 0;
+  uint64_t sequences_ = 0;  // started so far: the noise stream of the next
 };
 
 }  // namespace spinnet

@@ -89,6 +89,10 @@ class Reader {
  public:
   explicit Reader(absl::string_view bytes) : rest_(bytes) {}
 
+  // The file's format version (OpenFile sets it).
+  uint32_t version() const { return version_; }
+  void set_version(uint32_t v) { version_ = v; }
+
   absl::StatusOr<uint32_t> U32(absl::string_view field) {
     ASSIGN_OR_RETURN(absl::string_view b, Take(field, 4));
     return static_cast<uint32_t>(LittleEndian(b));
@@ -179,6 +183,7 @@ class Reader {
   }
 
   absl::string_view rest_;
+  uint32_t version_ = kModelFormatVersion;
 };
 
 // Magic and version; the caller appends the payload, then FinishFile.
@@ -220,11 +225,13 @@ absl::StatusOr<Reader> OpenFile(const FileKind& kind, absl::string_view bytes) {
   }
   Reader reader(body.substr(kMagicBytes));
   ASSIGN_OR_RETURN(uint32_t version, reader.U32("format version"));
-  if (version != kModelFormatVersion) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "spinnet ", kind.name, " file format version ", version,
-        " is not supported; this build reads version ", kModelFormatVersion));
+  if (version < kOldestModelFormatVersion || version > kModelFormatVersion) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spinnet ", kind.name, " file format version ", version,
+                     " is not supported; this build reads versions ",
+                     kOldestModelFormatVersion, " to ", kModelFormatVersion));
   }
+  reader.set_version(version);
   return reader;
 }
 
@@ -272,6 +279,11 @@ void WriteModel(const Model& m, Writer* w) {
   w->I32(m.sequence_steps);
   w->Doubles(m.params);
   w->Doubles(m.mask);
+  // Version 2: device variability.
+  w->F64(m.device.thermal_noise);
+  w->F64(t.train_spread);
+  w->F64(t.test_spread);
+  w->U32(t.vary);
 }
 
 absl::StatusOr<Model> ReadModel(Reader* r) {
@@ -328,6 +340,12 @@ absl::StatusOr<Model> ReadModel(Reader* r) {
   ASSIGN_OR_RETURN(m.sequence_steps, r->I32("sequence_steps"));
   ASSIGN_OR_RETURN(m.params, r->Doubles("params"));
   ASSIGN_OR_RETURN(m.mask, r->Doubles("mask"));
+  if (r->version() >= 2) {  // version 1 has no variability: the defaults
+    ASSIGN_OR_RETURN(m.device.thermal_noise, r->F64("device.thermal_noise"));
+    ASSIGN_OR_RETURN(t.train_spread, r->F64("train.train_spread"));
+    ASSIGN_OR_RETURN(t.test_spread, r->F64("train.test_spread"));
+    ASSIGN_OR_RETURN(t.vary, r->U32("train.vary"));
+  }
   return m;
 }
 
@@ -394,6 +412,8 @@ absl::Status Model::Validate() const {
   RETURN_IF_ERROR(Prefixed(network.Validate(), "network: "));
   RETURN_IF_ERROR(Prefixed(device.Validate(), "device: "));
   RETURN_IF_ERROR(Prefixed(train.Validate(), "train: "));
+  RETURN_IF_ERROR(
+      Prefixed(ValidateVariability(network, device, train), "variability: "));
   const Index size = ParamLayout(network).size();
   if (params.size() != size || mask.size() != size) {
     return absl::InvalidArgumentError(

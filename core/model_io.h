@@ -45,7 +45,10 @@ struct Checkpoint {
 
 // Version of the payload layout of both file kinds; bump it whenever the
 // layout changes, so an old reader refuses a new file instead of misreading it.
-inline constexpr uint32_t kModelFormatVersion = 1;
+// Version 2 added the device variability settings; version 1 files are
+// still read (with no variability).
+inline constexpr uint32_t kModelFormatVersion = 2;
+inline constexpr uint32_t kOldestModelFormatVersion = 1;
 
 // Binary format: magic, format version, payload, SHA-256 of everything
 // before it. Loading checks all of it: a truncated, corrupted or foreign

@@ -15,8 +15,12 @@ uint64_t Mix(uint64_t x) {
 
 }  // namespace
 
+uint64_t DeriveSeed(uint64_t seed, uint64_t stream, uint64_t index) {
+  return Mix(Mix(Mix(seed) ^ stream) ^ index);
+}
+
 Rng::Rng(uint64_t seed, uint64_t stream, uint64_t index)
-    : engine_(Mix(Mix(Mix(seed) ^ stream) ^ index)) {}
+    : engine_(DeriveSeed(seed, stream, index)) {}
 
 double Rng::Uniform() {
   return static_cast<double>(engine_() >> 11) * 0x1.0p-53;

@@ -32,6 +32,31 @@ enum RngStream : uint64_t {
   kMaskStream = 2,
   kShuffleStream = 3,
   kSplitStream = 4,
+  kTrainDeviceStream = 5,  // the devices of each training batch
+  kTestDeviceStream = 6,   // the test chip
+  kDeviceStream = 7,       // per-device factors, from a variability seed
+  kNoiseStream = 8,        // thermal noise of one sequence
+};
+
+// The seed of an independent stream: what Rng(seed, stream, index) uses.
+uint64_t DeriveSeed(uint64_t seed, uint64_t stream, uint64_t index = 0);
+
+// splitmix64: 64 random bits per call from 8 bytes of state, several times
+// cheaper than Rng; for the many draws of thermal noise (one per neuron and
+// Euler step), where Rng's quality is not needed.
+class FastRng {
+ public:
+  explicit FastRng(uint64_t seed) : state_(seed) {}
+  uint64_t Bits() {
+    state_ += 0x9e3779b97f4a7c15ULL;
+    uint64_t x = state_;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  }
+
+ private:
+  uint64_t state_;
 };
 
 }  // namespace spinnet

@@ -53,9 +53,11 @@ class BatchGradient {
   virtual ~BatchGradient() = default;
   // Sets *grad to the gradient of the mean loss over order[begin, end) and
   // returns the summed loss and correct count.
+  // `devices` (nullptr: nominal) is the chip the batch runs on; the
+  // thermal noise of a sequence is keyed by its position in the batch.
   virtual BatchResult Compute(const Vector& params, const Dataset& data,
-                              const std::vector<int>& order, int begin,
-                              int end, Vector* grad) = 0;
+                              const std::vector<int>& order, int begin, int end,
+                              const Devices* devices, Vector* grad) = 0;
 };
 
 template <typename T>
@@ -66,7 +68,7 @@ class BatchGradientT final : public BatchGradient {
 
   BatchResult Compute(const Vector& params, const Dataset& data,
                       const std::vector<int>& order, int begin, int end,
-                      Vector* grad) override {
+                      const Devices* devices, Vector* grad) override {
     params_ = params.template cast<T>();
     const double scale = 1.0 / (end - begin);
     ParallelFor(static_cast<int>(workers_.size()), end - begin,
@@ -75,6 +77,7 @@ class BatchGradientT final : public BatchGradient {
                   Gather(data, order, begin + b, begin + e, &w.inputs,
                          &w.labels);
                   w.grad.setZero(params_.size());
+                  w.bptt.SetDevices(devices, b);
                   w.result =
                       w.bptt.Run(params_, w.inputs, w.labels, scale, &w.grad);
                 });
@@ -104,8 +107,11 @@ class BatchGradientT final : public BatchGradient {
 
 }  // namespace
 
-Evaluation Evaluate(const Model& model, const Dataset& data, int threads) {
+Evaluation Evaluate(const Model& model, const Dataset& data, int threads,
+                    const DeviceVariability& variability) {
   constexpr int kEvalBatch = 256;
+  Devices devices;
+  if (!variability.None()) DrawDevices(model.network, variability, &devices);
   std::vector<int> order(data.size());
   std::iota(order.begin(), order.end(), 0);
   double loss = 0, drive = 0, energy = 0;
@@ -119,6 +125,8 @@ Evaluation Evaluate(const Model& model, const Dataset& data, int threads) {
       Matrix inputs;
       std::vector<int> labels;
       Gather(data, order, begin + b, begin + e, &inputs, &labels);
+      runners[part].SetDevices(variability.None() ? nullptr : &devices,
+                               begin + b);
       parts[part] = runners[part].Run(model.params, inputs, labels, 0, nullptr);
     });
     for (int t = 0; t < threads; ++t) {
@@ -140,6 +148,7 @@ absl::StatusOr<Checkpoint> StartTraining(const NetworkConfig& network,
   RETURN_IF_ERROR(network.Validate());
   RETURN_IF_ERROR(device.Validate());
   RETURN_IF_ERROR(train.Validate());
+  RETURN_IF_ERROR(ValidateVariability(network, device, train));
   RETURN_IF_ERROR(CheckData(network, train_data, "training"));
   Checkpoint c;
   Model& m = c.model;
@@ -180,6 +189,10 @@ absl::StatusOr<Checkpoint> Train(Checkpoint c, const Dataset& train_data,
   }
   Vector grad(m.params.size());
   const int batches = (n + tc.batch - 1) / tc.batch;
+  // Noise-aware training: each batch runs on freshly drawn devices
+  // (MODEL.md "Device variability"); reused buffers.
+  Devices train_devices;
+  const bool vary_train = !tc.TrainVariability(m.device, 0, 0).None();
 
   for (int epoch = c.epochs_done; epoch < tc.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -197,8 +210,13 @@ absl::StatusOr<Checkpoint> Train(Checkpoint c, const Dataset& train_data,
       }
       const int begin = batch * tc.batch;
       const int end = std::min(n, begin + tc.batch);
+      if (vary_train) {
+        DrawDevices(m.network, tc.TrainVariability(m.device, epoch, batch),
+                    &train_devices);
+      }
       const BatchResult r =
-          engine->Compute(m.params, train_data, order, begin, end, &grad);
+          engine->Compute(m.params, train_data, order, begin, end,
+                          vary_train ? &train_devices : nullptr, &grad);
       loss_sum += r.loss_sum;
       correct += r.correct;
       grad.array() *= m.mask.array();
@@ -223,7 +241,8 @@ absl::StatusOr<Checkpoint> Train(Checkpoint c, const Dataset& train_data,
           "training diverged in epoch ", epoch + 1,
           " (non-finite weights); lower lr or enable clip_norm"));
     }
-    const Evaluation eval = Evaluate(m, test_data, tc.threads);
+    const Evaluation eval =
+        Evaluate(m, test_data, tc.threads, tc.TestVariability(m.device));
     EpochMetrics em;
     em.epoch = epoch + 1;
     em.learning_rate = lr;

@@ -42,14 +42,17 @@ absl::StatusOr<Checkpoint> Train(Checkpoint checkpoint,
                                  const Dataset& test_data,
                                  TrainingObserver* observer);
 
-// Mean loss, accuracy, cumulative drive and energy of a model on a dataset.
+// Mean loss, accuracy, cumulative drive and energy of a model on a dataset,
+// on the chip `variability` draws (sequence j of `data` with the thermal
+// noise of sequence j; default: the nominal network).
 struct Evaluation {
   double loss = 0;
   double accuracy = 0;
   double cumulative_drive = 0;
   double energy_per_sample_joules = 0;
 };
-Evaluation Evaluate(const Model& model, const Dataset& data, int threads);
+Evaluation Evaluate(const Model& model, const Dataset& data, int threads,
+                    const DeviceVariability& variability = DeviceVariability());
 
 }  // namespace spinnet
 

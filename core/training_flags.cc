@@ -137,6 +137,26 @@ std::vector<TrainingFlag> MakeFlags() {
                             "threshold current I_th [A]", [](S* s) {
                               return &s->device.threshold_current_amp;
                             }));
+  f.push_back(Field<double>(
+      "thermal-noise",
+      "thermal noise on the power: its standard deviation over one tau, "
+      "N(0, s^2 h/tau_i) per Euler step (STNO; 0: off)",
+      [](S* s) { return &s->device.thermal_noise; }));
+  f.push_back(Field<double>(
+      "train-spread",
+      "device spread in training: relative standard deviation of the --vary "
+      "parameters, redrawn every batch (0: off)",
+      [](S* s) { return &s->train.train_spread; }));
+  f.push_back(Field<double>(
+      "test-spread",
+      "device spread of the test chip, drawn once from --seed (0: off)",
+      [](S* s) { return &s->train.test_spread; }));
+  f.push_back(Enum<unsigned>(
+      "vary",
+      "parameters the spreads perturb: threshold, tau, amplification joined "
+      "by '+', or all",
+      ParseVaryingParams, VaryingParamsName,
+      [](S* s) { return &s->train.vary; }));
   f.push_back(Field<int>("epochs", "training epochs",
                          [](S* s) { return &s->train.epochs; }));
   f.push_back(Field<int>("batch", "mini-batch size [sequences]",

@@ -71,6 +71,10 @@ absl::StatusOr<std::vector<Setting>> SettingsFromSpec(
         if (!refl->HasField(spec, f)) continue;
         value = refl->GetBool(spec, f) ? "true" : "false";
         break;
+      case FieldDescriptor::CPPTYPE_STRING:
+        if (!refl->HasField(spec, f)) continue;
+        value = refl->GetString(spec, f);
+        break;
       default:
         continue;
     }
@@ -135,6 +139,9 @@ absl::Status SetSpecField(const std::string& flag, const std::string& value,
       }
       return absl::OkStatus();
     }
+    case FieldDescriptor::CPPTYPE_STRING:
+      refl->SetString(spec, f, value);
+      return absl::OkStatus();
     default:
       return absl::InternalError(absl::StrCat("unhandled field ", f->name()));
   }

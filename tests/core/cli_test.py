@@ -35,7 +35,9 @@ class FlagsTest(unittest.TestCase):
                      "--sweep", "--seeds", "--cell", "--epochs", "--seed",
                      "--dt-in", "--tau", "--substeps", "--batch", "--lr",
                      "--density-int", "--density-ext", "--threads",
-                     "--resistance", "--threshold-current", "--precision"]:
+                     "--resistance", "--threshold-current", "--precision",
+                     "--train-spread", "--test-spread", "--thermal-noise",
+                     "--vary"]:
             self.assertIn(flag, r.stdout)
         self.assertIn("[ns]", r.stdout)
         self.assertIn("[ohm]", r.stdout)
@@ -50,6 +52,10 @@ class FlagsTest(unittest.TestCase):
                 (["--density-int", "1.5"], "density_int"),
                 (["--dt-in", "10", "--substeps", "1"], "unstable"),
                 (["--seeds", "0-3"], "--seeds needs --sweep"),
+                (["--train-spread", "0.5"], "train_spread = 0.5"),
+                (["--vary", "tau+damping"], "unknown device parameter"),
+                (["--test-spread", "0.3", "--substeps", "1"],
+                 "shortest device tau"),
                 (["positional"], "unexpected argument")]:
             r = run(*args)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
@@ -149,6 +155,22 @@ class CsvAndSweepTest(unittest.TestCase):
                 self.assertLessEqual(p["median_test_accuracy"],
                                      p["q75_test_accuracy"])
             self.assertEqual(points[0]["settings"], {"dt-in": "0.5", "cell": "stno"})
+
+            # Accuracy versus device spread, trained without and with it.
+            r = run("--sweep", "--dataset", train, "--test-dataset", test,
+                    "--input-dim", "2", "--epochs", "2", "--neurons", "8",
+                    "--test-spread", "0,0.2", "--train-spread", "0,0.1",
+                    "--vary", "tau+threshold", "--thermal-noise", "0.01",
+                    "--seeds", "0-1", "--threads", "2", "--json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            points = json_lines(r.stdout)
+            self.assertEqual([p["settings"] for p in points], [
+                {"test-spread": "0", "train-spread": "0"},
+                {"test-spread": "0", "train-spread": "0.1"},
+                {"test-spread": "0.2", "train-spread": "0"},
+                {"test-spread": "0.2", "train-spread": "0.1"}])
+            for p in points:
+                self.assertEqual(len(p["test_accuracies"]), 2)
 
 
 if __name__ == "__main__":

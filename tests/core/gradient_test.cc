@@ -1,5 +1,6 @@
 // Finite-difference check of the hand-written BPTT gradient (model.md 4):
-// every parameter, both cells, sparsity masks on, double precision.
+// every parameter, both cells, sparsity masks on, double precision; also on
+// a perturbed chip (device variability, thermal noise) held fixed.
 #include <cmath>
 
 #include "core/bptt.h"
@@ -54,15 +55,17 @@ Problem MakeProblem(CellType cell) {
   return pr;
 }
 
-double Loss(Problem& pr, const Vector& params) {
+double Loss(Problem& pr, const Vector& params, const Devices* devices) {
   Bptt<double> bptt(pr.config, pr.device);
+  bptt.SetDevices(devices, 3);
   return bptt.Run(params, pr.inputs, pr.labels, 1.0, nullptr).loss_sum /
          pr.labels.size();
 }
 
-void CheckGradient(CellType cell) {
+void CheckGradient(CellType cell, const Devices* devices = nullptr) {
   Problem pr = MakeProblem(cell);
   Bptt<double> bptt(pr.config, pr.device);
+  bptt.SetDevices(devices, 3);
   Vector grad = Vector::Zero(pr.params.size());
   bptt.Run(pr.params, pr.inputs, pr.labels, 1.0 / pr.labels.size(), &grad);
   const ParamLayout layout(pr.config);
@@ -77,7 +80,8 @@ void CheckGradient(CellType cell) {
     Vector plus = pr.params, minus = pr.params;
     plus[i] += eps;
     minus[i] -= eps;
-    const double fd = (Loss(pr, plus) - Loss(pr, minus)) / (2 * eps);
+    const double fd =
+        (Loss(pr, plus, devices) - Loss(pr, minus, devices)) / (2 * eps);
     // Relative error; gradients below 1e-6 are compared against that floor
     // because the difference quotient's rounding error is about 1e-11.
     const double denom = std::max(std::abs(fd) + std::abs(grad[i]), 1e-6);
@@ -95,6 +99,52 @@ TEST(GradientTest, StnoMatchesFiniteDifferences) {
 
 TEST(GradientTest, CtrnnMatchesFiniteDifferences) {
   CheckGradient(CellType::kCtrnn);
+}
+
+// The devices of one draw, as in one training batch with --train-spread.
+Devices Chip(CellType cell, double spread, double thermal_noise) {
+  DeviceVariability v;
+  v.threshold_spread = v.tau_spread = v.amplification_spread = spread;
+  v.thermal_noise = thermal_noise;
+  v.seed = 21;
+  Devices d;
+  DrawDevices(MakeProblem(cell).config, v, &d);
+  return d;
+}
+
+TEST(GradientTest, StnoWithDeviceVariabilityMatchesFiniteDifferences) {
+  const Devices d = Chip(CellType::kStno, 0.2, 0);
+  // The draw really perturbs every parameter.
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_GT((d.threshold[l].array() - 1).abs().maxCoeff(), 0.05);
+    EXPECT_GT((d.tau[l].array() - 1).abs().maxCoeff(), 0.05);
+    EXPECT_GT((d.amplification[l].array() - 1).abs().maxCoeff(), 0.05);
+  }
+  CheckGradient(CellType::kStno, &d);
+}
+
+TEST(GradientTest, StnoWithThermalNoiseMatchesFiniteDifferences) {
+  const Devices d = Chip(CellType::kStno, 0.1, 0.02);
+  CheckGradient(CellType::kStno, &d);
+}
+
+TEST(GradientTest, CtrnnWithTauSpreadMatchesFiniteDifferences) {
+  const Devices d = Chip(CellType::kCtrnn, 0.2, 0);
+  EXPECT_GT((d.tau[0].array() - 1).abs().maxCoeff(), 0.05);
+  CheckGradient(CellType::kCtrnn, &d);
+}
+
+// The check can fail: a gradient of the nominal network is not that of a
+// perturbed one.
+TEST(GradientTest, NominalGradientDiffersOnAPerturbedChip) {
+  Problem pr = MakeProblem(CellType::kStno);
+  const Devices d = Chip(CellType::kStno, 0.2, 0);
+  Bptt<double> nominal(pr.config, pr.device), perturbed(pr.config, pr.device);
+  perturbed.SetDevices(&d);
+  Vector g0 = Vector::Zero(pr.params.size()), g1 = g0;
+  nominal.Run(pr.params, pr.inputs, pr.labels, 1.0, &g0);
+  perturbed.Run(pr.params, pr.inputs, pr.labels, 1.0, &g1);
+  EXPECT_GT((g0 - g1).norm(), 1e-3 * g0.norm());
 }
 
 }  // namespace

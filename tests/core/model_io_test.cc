@@ -52,7 +52,11 @@ Model MakeModel(CellType cell) {
   n.density_ext = 0.8;
   m.device.resistance_ohm = 150.0;
   m.device.threshold_current_amp = 0.3e-3;
+  m.device.thermal_noise = 0.01;
   TrainConfig& t = m.train;
+  t.train_spread = 0.05;
+  t.test_spread = 0.1;
+  t.vary = kVaryThreshold | kVaryTau;
   t.lr = 2e-3;
   t.beta1 = 0.85;
   t.beta2 = 0.995;
@@ -136,6 +140,10 @@ void ExpectModelsEqual(const Model& a, const Model& b) {
   EXPECT_EQ(a.network.density_ext, b.network.density_ext);
   EXPECT_EQ(a.device.resistance_ohm, b.device.resistance_ohm);
   EXPECT_EQ(a.device.threshold_current_amp, b.device.threshold_current_amp);
+  EXPECT_EQ(a.device.thermal_noise, b.device.thermal_noise);
+  EXPECT_EQ(a.train.train_spread, b.train.train_spread);
+  EXPECT_EQ(a.train.test_spread, b.train.test_spread);
+  EXPECT_EQ(a.train.vary, b.train.vary);
   EXPECT_EQ(a.train.lr, b.train.lr);
   EXPECT_EQ(a.train.beta1, b.train.beta1);
   EXPECT_EQ(a.train.beta2, b.train.beta2);
@@ -323,7 +331,7 @@ TEST(ModelIoTest, FileLayout) {
   for (const FileCase& c : FileCases(CellType::kStno)) {
     const std::string magic = c.name == "model" ? "SPNMODEL" : "SPNCHKPT";
     EXPECT_EQ(c.bytes.substr(0, 8), magic);
-    EXPECT_EQ(c.bytes.substr(8, 4), std::string("\x01\x00\x00\x00", 4));
+    EXPECT_EQ(c.bytes.substr(8, 4), std::string("\x02\x00\x00\x00", 4));
     EXPECT_EQ(c.bytes.substr(kHeaderBytes, 12),
               U64Bytes(4) + "stno");      // the payload starts with the cell
     EXPECT_EQ(Reseal(c.bytes), c.bytes);  // SHA-256 of all before it
@@ -361,8 +369,29 @@ TEST(ModelIoTest, UnsupportedVersionNamesBothVersions) {
     bad.replace(8, 4, LittleEndian(kModelFormatVersion + 1, 4));
     const absl::Status s = c.parse(Reseal(bad));
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
-    EXPECT_THAT(s.message(), HasSubstr("version 2 is not supported"));
-    EXPECT_THAT(s.message(), HasSubstr("reads version 1"));
+    EXPECT_THAT(s.message(), HasSubstr("version 3 is not supported"));
+    EXPECT_THAT(s.message(), HasSubstr("reads versions 1 to 2"));
+  }
+}
+
+// Version 1 files (before device variability) still load, with none.
+TEST(ModelIoTest, ReadsVersion1WithoutVariability) {
+  for (const FileCase& c : FileCases(CellType::kStno)) {
+    if (c.name != "model") continue;
+    const std::string body = c.bytes.substr(0, c.bytes.size() - kChecksumBytes);
+    // Version 2 appended thermal_noise, train_spread, test_spread (F64) and
+    // vary (U32) to the model.
+    std::string v1 = body.substr(0, body.size() - 28);
+    v1.replace(8, 4, LittleEndian(1, 4));
+    absl::StatusOr<Model> m = ParseModel(WithChecksum(v1));
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->device.thermal_noise, 0);
+    EXPECT_EQ(m->train.train_spread, 0);
+    EXPECT_EQ(m->train.test_spread, 0);
+    EXPECT_EQ(m->train.vary, kVaryAll);
+    // The same bytes claiming version 2 lack the new fields.
+    v1.replace(8, 4, LittleEndian(2, 4));
+    EXPECT_FALSE(ParseModel(WithChecksum(v1)).ok());
   }
 }
 

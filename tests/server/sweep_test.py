@@ -106,9 +106,10 @@ class SweepChecks:
 
     def run_cancel(self):
         first, other = self.servers[0], self.servers[-1]
-        sweep = self.submit_sweep(first, "--layers", "1", "--neurons", "8",
-                            "--epochs", "200", "--dt-in", "0.5,1",
-                            "--seeds", "0-3")
+        # Long jobs (minutes each): the cancel finds them queued or running.
+        sweep = self.submit_sweep(first, "--layers", "2", "--neurons", "32",
+                                  "--epochs", "2000", "--dt-in", "0.5,1",
+                                  "--seeds", "0-3")
         wait_for(lambda: field(cli_json(other, "sweep", "get", sweep["id"])[0],
                                "jobs_running"), 60, "a job of the sweep to run")
         cancelled = cli_json(other, "sweep", "cancel", sweep["id"])[0]
