@@ -25,7 +25,9 @@ with DT = {0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10} ns and DENS = {0.1, 0.25,
 0.5, 0.75}. The dt-in studies set substeps = max(4, ceil(2 dt_in /
 tau_min)) per sweep, so that the Euler step stays <= tau / 2 (the server
 refuses steps over 2 tau). --max-values N keeps N values of each list (evenly spread,
-first and last kept); --set FLAG=VALUE adds a setting to every point.
+first and last kept); --dt-in and --densities replace DT and DENS; --set
+FLAG=VALUE adds a setting to every point; --from-sweeps draws from sweeps
+already run.
 """
 from __future__ import annotations
 
@@ -78,8 +80,8 @@ def plan(name: str, args: argparse.Namespace, fixed: dict[str, Any]) -> Plan:
     grids shrunk by --max-values; `fixed` are the settings of every
     point (--epochs, --set)."""
     k = args.max_values
-    dt = shrink(DT_IN, k)
-    dens = shrink(DENSITIES, k)
+    dt = shrink(args.dt_in or DT_IN, k)
+    dens = shrink(args.densities or DENSITIES, k)
     if name == "fig2b":
         return dt_sweeps({"cell": ["stno", "ctrnn"]}, dt, fixed)
     if name == "fig3a":
@@ -197,6 +199,13 @@ def draw_traces(client: Client, sweep: sweep_pb2.Sweep,
     return plots.traces(response, path, labels=labels, size=args.size)
 
 
+def float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of numbers")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     w, _, h = text.partition("x")
     return int(w), int(h)
@@ -217,11 +226,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="seeds 0..N-1 per point (default 10)")
     parser.add_argument("--epochs", type=int,
                         help="training epochs (default: the server's)")
+    parser.add_argument("--dt-in", type=float_list, metavar="LIST",
+                        help="the dt-in studies' DT (comma-separated, ns)")
+    parser.add_argument("--densities", type=float_list, metavar="LIST",
+                        help="fig4's DENS (comma-separated fractions)")
     parser.add_argument("--max-values", type=int, metavar="N",
                         help="keep N values of each grid list")
     parser.add_argument("--set", action="append", default=[],
                         metavar="FLAG=VALUE",
                         help="a training setting of every point (repeat)")
+    parser.add_argument("--from-sweeps", metavar="ID,ID",
+                        help="draw from these sweeps (already run, e.g. "
+                        "fig3c from fig3a's and fig3b's) instead of "
+                        "submitting the study's own")
     parser.add_argument("--out", default=".", help="output directory")
     parser.add_argument("--size", type=parse_size, default=plots.DEFAULT_SIZE,
                         metavar="WxH", help="figure size in pixels")
@@ -250,8 +267,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     path = os.path.join(args.out, args.name)
     try:
         with Client(args.server, token) as client:
-            ids = []
-            for axes, extra in study:
+            ids = args.from_sweeps.split(",") if args.from_sweeps else []
+            for axes, extra in [] if ids else study:
                 sweep = client.submit_sweep(
                     args.dataset, axes, {**fixed, **extra},
                     seeds=range(1 if args.name == "traces" else args.seeds),

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Runs every study of docs/studies.md on a spinnet server and draws its
+# figure into docs/figures/ (PNG, SVG and the plotted numbers as JSON).
+#
+#   build/server/spinnet-server --data-dir /tmp/studies --training-workers 2 &
+#   PYTHONPATH=build/client/python sh docs/run_studies.sh
+#
+# SPINNET_SERVER picks the server (default 127.0.0.1:50051); OUT the
+# directory; EPOCHS and SEEDS the size (docs/studies.md says why 20 x 10).
+set -eu
+OUT=${OUT:-docs/figures}
+EPOCHS=${EPOCHS:-20}
+SEEDS=${SEEDS:-10}
+PY=${PYTHON:-/usr/bin/python3}
+DT=0.1,0.2,0.5,1,2,5
+study() { "$PY" -m spinnet.study --epochs "$EPOCHS" --seeds "$SEEDS" --out "$OUT" "$@"; }
+
+study fig2b --dt-in $DT
+study fig3a --dt-in $DT
+study fig3b --dt-in $DT
+# Fig. 3c plots the points of Figs. 3a and 3b (and 2b's STNO) against D.
+ids=$("$PY" -c '
+import json, sys
+ids = []
+for name in sys.argv[1:]:
+    for s in json.load(open(name))["sweeps"]:
+        ids.append(s)
+print(",".join(dict.fromkeys(ids)))' "$OUT/fig3a.json" "$OUT/fig3b.json")
+study fig3c --from-sweeps "$ids"
+study fig4
+study fig5
+study variability
+study traces
