@@ -465,15 +465,14 @@ class PythonClientTest(unittest.TestCase):
             record = self.client.get_model(name)
             # Every setting in the file is the record's (the server's
             # TrainingSpec with every field set), the asked ones included.
+            # flags() is what submit() takes: every flag a spec field.
             flags = m.flags()
-            for flag, value in flags.items():
-                field = flag.replace("-", "_")
-                want = getattr(record.spec, field)
-                if flag in ("cell", "schedule", "precision"):
-                    want = record.spec.DESCRIPTOR.fields_by_name[
-                        field].enum_type.values_by_number[want].name.split(
-                            "_")[-1].lower()
-                self.assertEqual(value, want, flag)
+            spec = training_spec(flags)
+            self.assertEqual(sorted(f.name for f, _ in spec.ListFields()),
+                             sorted(f.replace("-", "_") for f in flags))
+            for field, value in spec.ListFields():
+                self.assertEqual(value, getattr(record.spec, field.name),
+                                 field.name)
             for flag, value in settings.items():
                 self.assertEqual(flags[flag], value, flag)
             self.assertEqual((m.dataset, list(m.class_labels), m.input_dim,

@@ -474,5 +474,5 @@ def _sequences(sequences: Iterable[Sequence[float]]
             for s in sequences]
 
 
-__all__ = ["Client", "SpinnetError", "ModelFile", "Steps", "Reset", "pb", "flag_text",
-           "training_spec", "point_settings", "job_ended", "sweep_ended"]
+__all__ = ["Client", "SpinnetError", "ModelFile", "Steps", "Reset", "pb",
+           "flag_text", "training_spec", "point_settings", "job_ended", "sweep_ended"]

@@ -368,7 +368,9 @@ def forward(model: TrainedModel,
                 if l == 0:
                     z = w["layer0.W_int"] @ y[0] + drive0
                 else:
-                    z = (np.hstack([w[f"layer{l}.W_ext"], w[f"layer{l}.W_int"]])
+                    # [W_ext[l] W_int[l]] [y_{l-1}; y_l], core's product.
+                    z = (np.hstack([w[f"layer{l}.W_ext"],
+                                    w[f"layer{l}.W_int"]])
                          @ np.vstack([y[l - 1], y[l]]))
                 z = z + w[f"layer{l}.b"][:, None]
                 if stno:
