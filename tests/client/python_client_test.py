@@ -3,11 +3,15 @@
 against a real spinnet-server process: jobs, sweeps watched to their end
 and drawn as the paper's figures (valid PNGs of the asked size, sidecars
 holding GetSweep's numbers), the study command, classify/stream/trace
-giving the C++ CLI's answers on the same model, and errors as SpinnetError
-with the server's code.
+giving the C++ CLI's answers on the same model, model files exported,
+imported and parsed (spinnet.model_file's NumPy forward pass giving
+Classify's probabilities), and errors as SpinnetError with the server's
+code.
 
 usage: python_client_test.py BUILD_DIR
 """
+import dataclasses
+import hashlib
 import json
 import os
 import struct
@@ -27,11 +31,26 @@ from testlib import Server, digit_rows  # noqa: E402
 BUILD = sys.argv.pop(1) if __name__ == "__main__" else os.environ["BUILD"]
 PYDIR = os.path.join(BUILD, "client", "python")
 sys.path.insert(0, PYDIR)
-from spinnet import plots  # noqa: E402
+from spinnet import model_file, plots  # noqa: E402
 from spinnet.client import Client, Reset, SpinnetError, Steps, pb, \
     training_spec  # noqa: E402
 
 TINY = {"epochs": 1, "layers": 1, "neurons": 4}
+# Models for the model-file tests: an STNO with every setting the file
+# holds away from its default (sparse, trained a_l, variability), and a
+# 3-layer CTRNN on two values per time step (W_ext[0] is N x 2).
+FILE_MODELS = {
+    "st": ("small", {"cell": "stno", "epochs": 1, "layers": 2, "neurons": 5,
+                     "density-int": 0.5, "density-ext": 0.75,
+                     "train-amplification": True, "q": 0.1, "tau-hp": 3.0,
+                     "zeta-bias": 0.9, "p-th": 2e-3, "p0": 0.1,
+                     "amplification": 3.0, "dt-in": 0.5, "substeps": 3,
+                     "resistance": 150.0, "threshold-current": 3e-4,
+                     "thermal-noise": 0.01, "train-spread": 0.05,
+                     "vary": "threshold+tau", "seed": 11}),
+    "ct": ("small2d", {"cell": "ctrnn", "epochs": 1, "layers": 3,
+                       "neurons": 4, "tau": 2.0, "seed": 12}),
+}
 
 
 def png_size(path):
@@ -60,11 +79,18 @@ class PythonClientTest(unittest.TestCase):
                             "--auth-token-file", cls.token)
         cls.server.cli("datasets", "upload", cls.csv, "--name", "small",
                        token_file=cls.token)
+        cls.server.cli("datasets", "upload", cls.csv, "--name", "small2d",
+                       "--input-dim", "2", token_file=cls.token)
         cls.client = Client(cls.server.address, token="s3cret-token")
         job = cls.client.submit("m", "small",
                                 {"epochs": 1, "layers": 2, "neurons": 4})
+        file_jobs = [cls.client.submit(name, dataset, settings)
+                     for name, (dataset, settings) in FILE_MODELS.items()]
         cls.job = cls.client.wait(job.id)
         assert cls.job.state == pb.training.JOB_STATE_SUCCEEDED, cls.job
+        for j in file_jobs:
+            j = cls.client.wait(j.id)
+            assert j.state == pb.training.JOB_STATE_SUCCEEDED, j
 
     @classmethod
     def tearDownClass(cls):
@@ -359,6 +385,136 @@ class PythonClientTest(unittest.TestCase):
             for i in range(2):
                 np.testing.assert_allclose(
                     data["sequences"][i]["values"][j], y[i, j] / scale)
+
+    # --- model files --------------------------------------------------------
+
+    def classify_all(self, model, rows=range(40)):
+        return self.client.classify(model, [self.values(i) for i in rows])
+
+    def test_export_import_round_trip(self):
+        for name in FILE_MODELS:
+            exported = self.client.export_model(name)
+            self.assertEqual(exported.model, self.client.get_model(name))
+            self.assertEqual(exported.data[:8], b"SPNMODEL")
+            copy = self.client.import_model(name + "-copy", exported.data)
+            self.assertEqual((copy.name, copy.version, copy.source_job_id),
+                             (name + "-copy", 1, ""))
+            self.assertEqual(copy.spec, exported.model.spec)
+            again = self.client.export_model(name + "-copy", 1)
+            self.assertEqual(again.data, exported.data)
+            # The same file classifies the same, bit for bit.
+            want = self.classify_all(name).results
+            got = self.classify_all(name + "-copy").results
+            self.assertEqual(len(got), 40)
+            for g, w in zip(got, want):
+                self.assertEqual(g, w)
+            # Version 1 (before variability): the file without the 28 bytes
+            # version 2 appended, re-checksummed, as core still reads it.
+            body = exported.data[:-32 - 28]
+            body = body[:8] + (1).to_bytes(4, "little") + body[12:]
+            v1 = body + hashlib.sha256(body).digest()
+            old = model_file.parse(v1)
+            new = model_file.parse(exported.data)
+            self.assertEqual((old.format_version, new.format_version), (1, 2))
+            self.assertEqual((old.thermal_noise, old.train_spread,
+                              old.test_spread, old.vary),
+                             (0.0, 0.0, 0.0, "threshold+tau+amplification"))
+            for key in new.weights:
+                np.testing.assert_array_equal(old.weights[key],
+                                              new.weights[key])
+            self.client.import_model(name + "-v1", v1)
+            for g, w in zip(self.classify_all(name + "-v1").results, want):
+                self.assertEqual(g.probabilities, w.probabilities)
+
+    def test_corrupt_files_are_refused(self):
+        data = self.client.export_model("st").data
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0x01
+        unknown = data[:8] + (3).to_bytes(4, "little") + data[12:-32]
+        unknown += hashlib.sha256(unknown).digest()
+        trailing = data[:-32] + b"\0"
+        trailing += hashlib.sha256(trailing).digest()
+        cases = [  # (file, server's code, model_file's message)
+            (bytes(flipped), grpc.StatusCode.DATA_LOSS, "checksum mismatch"),
+            (data[:-1], grpc.StatusCode.DATA_LOSS, "checksum mismatch"),
+            (data[:len(data) // 2], grpc.StatusCode.DATA_LOSS,
+             "checksum mismatch"),
+            (data[:20], grpc.StatusCode.DATA_LOSS, "file is 20 bytes"),
+            (b"NOTAMODEL" * 10, grpc.StatusCode.INVALID_ARGUMENT,
+             "not a spinnet model file"),
+            (unknown, grpc.StatusCode.INVALID_ARGUMENT, "version 3"),
+            (trailing, grpc.StatusCode.DATA_LOSS, "1 unexpected trailing"),
+        ]
+        for i, (bad, code, message) in enumerate(cases):
+            with self.subTest(case=i):
+                with self.assertRaises(SpinnetError) as e:
+                    self.client.import_model("bad", bad)
+                self.assertEqual(e.exception.code, code, e.exception.message)
+                with self.assertRaisesRegex(ValueError, message):
+                    model_file.parse(bad)
+        self.assertEqual(self.client.list_models("bad"), [])
+        model_file.parse(data)  # the intact file still parses
+
+    def test_weights_give_classify_answers(self):
+        """spinnet.model_file's settings are the model's record, and its
+        weights run through core/MODEL.md's equations in NumPy give the
+        server's Classify probabilities and energies to 1e-9."""
+        sequences = np.array([self.values(i) for i in range(40)])
+        for name, (dataset, settings) in FILE_MODELS.items():
+            m = self.client.export_weights(name)
+            record = self.client.get_model(name)
+            # Every setting in the file is the record's (the server's
+            # TrainingSpec with every field set), the asked ones included.
+            # flags() is what submit() takes: every flag a spec field.
+            flags = m.flags()
+            spec = training_spec(flags)
+            self.assertEqual(sorted(f.name for f, _ in spec.ListFields()),
+                             sorted(f.replace("-", "_") for f in flags))
+            for field, value in spec.ListFields():
+                self.assertEqual(value, getattr(record.spec, field.name),
+                                 field.name)
+            for flag, value in settings.items():
+                self.assertEqual(flags[flag], value, flag)
+            self.assertEqual((m.dataset, list(m.class_labels), m.input_dim,
+                              m.sequence_steps, m.num_classes),
+                             (dataset, list(record.class_labels),
+                              record.input_dim, record.sequence_steps,
+                              len(record.class_labels)))
+            # Names and shapes as documented; masked weights are 0.
+            L, N, d, C = m.layers, m.neurons, m.input_dim, m.num_classes
+            shapes = {"W_out": (C, N), "b_out": (C,), "a": (L,)}
+            for l in range(L):
+                shapes.update({f"layer{l}.W_ext": (N, d if l == 0 else N),
+                               f"layer{l}.W_int": (N, N),
+                               f"layer{l}.b": (N,)})
+            self.assertEqual({k: v.shape for k, v in m.weights.items()},
+                             shapes)
+            self.assertEqual({k: v.shape for k, v in m.mask.items()}, shapes)
+            for key, w in m.weights.items():
+                self.assertTrue(np.all(np.isfinite(w)), key)
+                if ".W_" in key:  # removed connections (a fixed a_l is not 0)
+                    self.assertTrue(np.all(w[m.mask[key] == 0] == 0), key)
+            if name == "st":
+                self.assertLess(m.mask["layer1.W_int"].mean(), 1)
+                self.assertTrue(np.all(m.mask["a"] == 1))
+                self.assertFalse(np.all(m.weights["a"] == 3.0))  # trained
+
+            got, energy = m.forward(sequences)
+            answers = self.client.classify(name, sequences).results
+            want = np.array([list(r.probabilities) for r in answers])
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+            self.assertEqual(list(got.argmax(axis=1)),
+                             [r.class_index for r in answers])
+            want_energy = np.array([r.energy_joules for r in answers])
+            np.testing.assert_allclose(energy, want_energy, rtol=1e-9, atol=0)
+            self.assertEqual(name == "st", bool(np.all(energy > 0)))
+            # The comparison can tell a misread weight: the transposed
+            # (row-major) W_int of the top layer is far off.
+            w = dict(m.weights)
+            w[f"layer{L - 1}.W_int"] = w[f"layer{L - 1}.W_int"].T
+            off, _ = model_file.forward(
+                dataclasses.replace(m, weights=w), sequences)
+            self.assertGreater(np.abs(off - want).max(), 1e-6)
 
     # --- errors -----------------------------------------------------------
 

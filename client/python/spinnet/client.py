@@ -4,9 +4,6 @@ Every method returns the API's own messages (``spinnet.v1`` protos from
 :mod:`spinnet._proto`, re-exported as :data:`spinnet.client.pb`), or an
 iterator of them for the streaming RPCs, and raises :class:`SpinnetError`
 (the gRPC status code and message) when a call fails.
-
-Model export/import (ExportModel/ImportModel) are not offered: this
-checkout's proto/spinnet/v1/model.proto does not have them yet.
 """
 from __future__ import annotations
 
@@ -18,6 +15,7 @@ import grpc
 
 from ._proto import common_pb2, dataset_pb2, inference_pb2, metrics_pb2, \
     model_pb2, sweep_pb2, training_pb2
+from . import model_file
 from ._proto import dataset_pb2_grpc, inference_pb2_grpc, metrics_pb2_grpc, \
     model_pb2_grpc, sweep_pb2_grpc, training_pb2_grpc
 
@@ -104,6 +102,20 @@ def point_settings(sweep: sweep_pb2.Sweep,
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelFile:
+    """An exported model version: its record and its model file's bytes
+    (core/model_io.h, exactly as stored; spinnet.model_file.parse reads
+    them)."""
+    model: model_pb2.Model
+    data: bytes
+
+
+# Bytes per message of an ImportModel stream (the C++ client's
+# kUploadChunkBytes): far below gRPC's message limits.
+_CHUNK_BYTES = 32 << 10
+
+
+@dataclasses.dataclass(frozen=True)
 class Steps:
     """Input of stream(): one or more time steps (input_dim values each);
     `end` ends the sequence (a final answer follows)."""
@@ -184,10 +196,13 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # The one place where gRPC errors become SpinnetError.
-    def _call(self, method: Callable[..., R], request: Any) -> R:
+    # The one place where gRPC errors become SpinnetError. A client stream
+    # (`request` an iterator) has no deadline, like the server streams.
+    def _call(self, method: Callable[..., R], request: Any,
+              deadline: bool = True) -> R:
         try:
-            return method(request, timeout=self._timeout,
+            return method(request,
+                          timeout=self._timeout if deadline else None,
                           metadata=self._metadata)
         except grpc.RpcError as e:
             raise SpinnetError(e.code(), e.details() or "") from None
@@ -338,6 +353,59 @@ class Client:
         self._call(self._models.DeleteModel,
                    model_pb2.DeleteModelRequest(name=name, version=version))
 
+    def export_model(self, name: str, version: int = 0) -> ModelFile:
+        """One version's model file (0: the latest), exactly as stored, with
+        its record. SpinnetError(DATA_LOSS) if the stream brought other
+        than the byte count its header announced."""
+        header = None
+        chunks: list[bytes] = []
+        for msg in self._stream(self._models.ExportModel,
+                                model_pb2.ExportModelRequest(
+                                    name=name, version=version)):
+            part = msg.WhichOneof("part")
+            if part == "header":
+                if header is not None:
+                    raise SpinnetError(grpc.StatusCode.INTERNAL,
+                                       "export sent two headers")
+                header = msg.header
+            elif header is None:
+                raise SpinnetError(grpc.StatusCode.INTERNAL,
+                                   "export sent a chunk before its header")
+            else:
+                chunks.append(msg.chunk)
+        if header is None:
+            raise SpinnetError(grpc.StatusCode.INTERNAL,
+                               "export ended without a header")
+        data = b"".join(chunks)
+        if len(data) != header.size_bytes:
+            raise SpinnetError(grpc.StatusCode.DATA_LOSS,
+                               f"export of {name} brought {len(data)} bytes; "
+                               f"its header said {header.size_bytes}")
+        return ModelFile(header.model, data)
+
+    def import_model(self, name: str, data: bytes) -> model_pb2.Model:
+        """Stores the model file `data` (of export_model or `spinnet-train
+        --out`) as the next version of `name` and returns its record. The
+        server checks the file first: corrupt or truncated is DATA_LOSS,
+        not a model file INVALID_ARGUMENT."""
+        data = bytes(data)
+
+        def requests() -> Iterator[model_pb2.ImportModelRequest]:
+            yield model_pb2.ImportModelRequest(
+                header=model_pb2.ImportModelHeader(name=name,
+                                                   size_bytes=len(data)))
+            for at in range(0, len(data), _CHUNK_BYTES):
+                yield model_pb2.ImportModelRequest(
+                    chunk=data[at:at + _CHUNK_BYTES])
+        return self._call(self._models.ImportModel, requests(),
+                          deadline=False)
+
+    def export_weights(self, name: str, version: int = 0
+                       ) -> model_file.TrainedModel:
+        """export_model parsed by spinnet.model_file: the settings and the
+        weights as NumPy arrays (ValueError if the file does not parse)."""
+        return model_file.parse(self.export_model(name, version).data)
+
     def list_datasets(self) -> list[dataset_pb2.Dataset]:
         """The built-in and uploaded datasets."""
         return list(self._call(self._datasets.ListDatasets,
@@ -406,5 +474,5 @@ def _sequences(sequences: Iterable[Sequence[float]]
             for s in sequences]
 
 
-__all__ = ["Client", "SpinnetError", "Steps", "Reset", "pb", "flag_text",
-           "training_spec", "point_settings", "job_ended", "sweep_ended"]
+__all__ = ["Client", "SpinnetError", "ModelFile", "Steps", "Reset", "pb",
+           "flag_text", "training_spec", "point_settings", "job_ended", "sweep_ended"]
