@@ -33,10 +33,10 @@ struct TrainingFlag {
 // One flag setting, e.g. {"dt-in", "0.5"}.
 using Setting = std::pair<std::string, std::string>;
 
-// The defaults for `cell`. The STNO's are model.md's. The CTRNN's time
-// constant is 5 ns, the STNO's effective relaxation time near threshold,
-// tau / (1 - zeta_bias); with it the CTRNN trains best at W_int scale 1 and
-// lr 1e-2 (README, "Accuracy"; MODEL.md "Defaults").
+// The defaults for `cell`: core/config.h's (model.md's) with the learning
+// rate, epochs, W_int scale and (CTRNN) tau chosen on a validation split
+// carved from the training data, with the same search for both cells
+// (README, "Accuracy"; MODEL.md "Defaults").
 TrainingSpec DefaultTrainingSpec(CellType cell);
 
 // The defaults of the cell named by a "cell" setting (STNO if none), then

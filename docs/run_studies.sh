@@ -6,7 +6,8 @@
 #   PYTHONPATH=build/client/python sh docs/run_studies.sh
 #
 # SPINNET_SERVER picks the server (default 127.0.0.1:50051); OUT the
-# directory; EPOCHS and SEEDS the size (docs/studies.md says why 20 x 10).
+# directory; EPOCHS and SEEDS the size (docs/studies.md says why: 20 epochs
+# x 10 seeds, and 30 epochs for Fig. 2b, where the CTRNN needs them).
 set -eu
 OUT=${OUT:-docs/figures}
 EPOCHS=${EPOCHS:-20}
@@ -15,7 +16,7 @@ PY=${PYTHON:-/usr/bin/python3}
 DT=0.1,0.2,0.5,1,2,5
 study() { "$PY" -m spinnet.study --epochs "$EPOCHS" --seeds "$SEEDS" --out "$OUT" "$@"; }
 
-study fig2b --dt-in $DT
+study fig2b --dt-in $DT --epochs "${FIG2B_EPOCHS:-30}"
 study fig3a --dt-in $DT
 study fig3b --dt-in $DT
 # Fig. 3c plots the points of Figs. 3a and 3b (and 2b's STNO) against D.
