@@ -19,15 +19,17 @@ study() { "$PY" -m spinnet.study --epochs "$EPOCHS" --seeds "$SEEDS" --out "$OUT
 study fig2b --dt-in $DT --epochs "${FIG2B_EPOCHS:-30}"
 study fig3a --dt-in $DT
 study fig3b --dt-in $DT
-# Fig. 3c plots the points of Figs. 3a and 3b (and 2b's STNO) against D.
+# Fig. 3c: its own sweeps at small input intervals (where D nears 1), then
+# every point of them and of Figs. 3a and 3b against D, and against D / K.
+study fig3c --dt-in 0.02,0.05,0.1,0.2 --out "$OUT/low-drive"
 ids=$("$PY" -c '
 import json, sys
 ids = []
 for name in sys.argv[1:]:
-    for s in json.load(open(name))["sweeps"]:
-        ids.append(s)
-print(",".join(dict.fromkeys(ids)))' "$OUT/fig3a.json" "$OUT/fig3b.json")
+    ids += json.load(open(name))["sweeps"]
+print(",".join(dict.fromkeys(ids)))' "$OUT/low-drive/fig3c.json" "$OUT/fig3a.json" "$OUT/fig3b.json")
 study fig3c --from-sweeps "$ids"
+study fig3c --from-sweeps "$ids" --per-input-steps 64 --out "$OUT/per-input"
 study fig4
 study fig5
 study variability

@@ -417,6 +417,22 @@ absl::Status CancelRow(sqlite3* db, v1::TrainingJob job) {
   return stmt.Run();
 }
 
+// The create time of row `id` of table `kind`s ("job": jobs), where a page
+// after it starts; INVALID_ARGUMENT "bad page token" for an unknown id.
+absl::StatusOr<int64_t> PageTokenTime(sqlite3* db, const std::string& kind,
+                                      const std::string& id) {
+  ASSIGN_OR_RETURN(Statement after,
+                   Statement::Prepare(db, absl::StrCat("SELECT create_us FROM ",
+                                                       kind, "s WHERE id = ?1")));
+  after.BindText(1, id);
+  ASSIGN_OR_RETURN(const bool found, after.Step());
+  if (!found) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad page token: no ", kind, " ", Quoted(id)));
+  }
+  return after.ColumnInt(0);
+}
+
 // A sweep row: the record, with the key for errors.
 constexpr char kSweepColumns[] = "proto, id";
 
@@ -653,17 +669,9 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListJobs(
                                       "ORDER BY create_us DESC, id DESC LIMIT ?4")));
   stmt.BindInt(1, state);
   if (!after_id.empty()) {
-    ASSIGN_OR_RETURN(
-        Statement after,
-        Statement::Prepare(db_.get(),
-                           "SELECT create_us FROM jobs WHERE id = ?1"));
-    after.BindText(1, after_id);
-    ASSIGN_OR_RETURN(const bool found, after.Step());
-    if (!found) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad page token: no job ", Quoted(after_id)));
-    }
-    stmt.BindInt(2, after.ColumnInt(0));
+    ASSIGN_OR_RETURN(const int64_t after_us,
+                     PageTokenTime(db_.get(), "job", after_id));
+    stmt.BindInt(2, after_us);
     stmt.BindText(3, after_id);
   }
   stmt.BindInt(4, limit);
@@ -1000,16 +1008,9 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
                        "WHERE ?1 IS NULL OR (create_us, id) < (?1, ?2) "
                        "ORDER BY create_us DESC, id DESC LIMIT ?3")));
   if (!after_id.empty()) {
-    ASSIGN_OR_RETURN(Statement after,
-                     Statement::Prepare(db_.get(), "SELECT create_us FROM "
-                                                   "sweeps WHERE id = ?1"));
-    after.BindText(1, after_id);
-    ASSIGN_OR_RETURN(const bool found, after.Step());
-    if (!found) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad page token: no sweep ", Quoted(after_id)));
-    }
-    stmt.BindInt(1, after.ColumnInt(0));
+    ASSIGN_OR_RETURN(const int64_t after_us,
+                     PageTokenTime(db_.get(), "sweep", after_id));
+    stmt.BindInt(1, after_us);
     stmt.BindText(2, after_id);
   }
   stmt.BindInt(3, limit);

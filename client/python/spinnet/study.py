@@ -235,6 +235,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--set", action="append", default=[],
                         metavar="FLAG=VALUE",
                         help="a training setting of every point (repeat)")
+    parser.add_argument("--per-input-steps", type=int, metavar="K",
+                        help="fig3c: plot D / K (K inputs per sequence)")
     parser.add_argument("--from-sweeps", metavar="ID,ID",
                         help="draw from these sweeps (already run, e.g. "
                         "fig3c from fig3a's and fig3b's) instead of "
@@ -284,7 +286,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "fig2b": lambda: plots.fig2b(sweeps, path, args.size),
                 "fig3a": lambda: plots.fig3a(sweeps, path, args.size),
                 "fig3b": lambda: plots.fig3b(sweeps, path, args.size),
-                "fig3c": lambda: plots.fig3c(sweeps, path, args.size),
+                "fig3c": lambda: plots.fig3c(
+                    sweeps, path, args.size,
+                    per_input_steps=args.per_input_steps),
                 "fig4": lambda: plots.fig4(sweeps, path, args.size),
                 "fig5": lambda: plots.fig5(sweeps, client, path, args.size),
                 "traces": lambda: draw_traces(client, sweeps[0], args, path),
