@@ -104,22 +104,26 @@ class RulesTest(unittest.TestCase):
         self.assertIn("[s] (default 15)", r.stdout)
         train = run("spinnet-train", "--help").stdout
         client_train = run("spinnet", "train", "--help").stdout
-        # Every training flag reads the same in both.
+        client_sweep = run("spinnet", "sweep", "submit", "--help").stdout
+        # Every training flag reads the same in all three.
         section = train.split("Training settings:")[1]
         training = [l.strip() for l in section.splitlines()
                     if l.strip().startswith("--")]
         self.assertGreater(len(training), 25)
         for line in training:
             self.assertIn(line, client_train)
-        self.assertIn("[ns] (default 1; ctrnn 5)", client_train)
+            self.assertIn(line, client_sweep)
+        self.assertIn("[ns] (default 1; ctrnn 10)", client_train)
         top = run("spinnet", "--help")
         self.assertEqual(top.returncode, 0)
-        for command in ["train", "jobs", "datasets", "models", "classify",
-                        "stream", "metrics", "health", "completion"]:
+        for command in ["train", "jobs", "sweep", "datasets", "models",
+                        "classify", "stream", "trace", "metrics", "health",
+                        "completion"]:
             self.assertIn(command, top.stdout)
         for command in [["datasets", "upload"], ["stream"], ["classify"],
                         ["models", "delete"], ["models", "export"],
-                        ["models", "import"], ["watch"]]:
+                        ["models", "import"], ["watch"], ["sweep", "submit"],
+                        ["sweep", "watch"], ["trace"]]:
             r = run("spinnet", *command, "--help")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("usage: spinnet " + " ".join(command), r.stdout)
