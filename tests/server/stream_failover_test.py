@@ -47,13 +47,21 @@ class Server(ServerProcess):
             self.proc.wait(timeout=30)
 
 
+def stopped(pid):
+    """Whether process `pid` is stopped (SIGSTOP has taken effect on every
+    thread: state T in /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
 def bytes_waiting(port):
     """Bytes the kernel holds unread on the TCP connections accepted on
     `port` (a frozen server's socket still receives)."""
     total = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
-            lines = open(table).read().splitlines()[1:]
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -119,6 +127,10 @@ class StreamFailoverTest(unittest.TestCase):
                 survivor = servers[1] if holder is servers[0] else servers[0]
                 self.assertEqual(survivor.streams_active(), 0)
                 holder.kill(signal.SIGSTOP)
+                # A loaded machine may take a moment to stop every thread;
+                # the row must not reach a replica still running.
+                wait_for(lambda: stopped(holder.proc.pid), 10,
+                         "the stream's replica to stop")
                 feed(FROZEN_ROW)
                 port = int(holder.address.rsplit(":", 1)[1])
                 wait_for(lambda: bytes_waiting(port) > 0, 10,
