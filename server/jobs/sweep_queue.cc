@@ -34,8 +34,6 @@ v1::SubmitSweepRequest RequestOf(const v1::Sweep& s) {
   return r;
 }
 
-bool Ended(v1::JobState state) { return IsTerminal(state); }
-
 }  // namespace
 
 v1::Sweep SummarizeSweep(v1::Sweep sweep,
@@ -70,8 +68,8 @@ v1::Sweep SummarizeSweep(v1::Sweep sweep,
       point.add_job_ids(job == nullptr ? "" : job->id());
       if (job == nullptr) continue;
       revision = std::max(revision, job->revision());
-      progress += Ended(job->state()) ? 1.0 : job->progress();
-      open = open || !Ended(job->state());
+      progress += IsTerminal(job->state()) ? 1.0 : job->progress();
+      open = open || !IsTerminal(job->state());
       switch (job->state()) {
         case v1::JOB_STATE_QUEUED:
           point.set_seeds_queued(point.seeds_queued() + 1);
