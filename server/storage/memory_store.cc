@@ -10,10 +10,27 @@
 namespace spinnet::server {
 namespace {
 
-// Newest first: create time, then id, descending.
-bool NewerFirst(const v1::TrainingJob& a, const v1::TrainingJob& b) {
+// Newest first: create time, then id, descending (jobs and sweeps).
+template <typename Record>
+bool NewerFirst(const Record& a, const Record& b) {
   return std::make_tuple(ToMicros(a.create_time()), a.id()) >
          std::make_tuple(ToMicros(b.create_time()), b.id());
+}
+
+// A page of `all` newest first: at most `limit` records after `after`
+// (null: from the start).
+template <typename Record>
+std::vector<Record> NewestPage(std::vector<Record> all, const Record* after,
+                               int limit) {
+  std::sort(all.begin(), all.end(), NewerFirst<Record>);
+  auto it = after == nullptr ? all.begin()
+                             : std::upper_bound(all.begin(), all.end(), *after,
+                                                NewerFirst<Record>);
+  std::vector<Record> page;
+  for (; it != all.end() && static_cast<int>(page.size()) < limit; ++it) {
+    page.push_back(*it);
+  }
+  return page;
 }
 
 }  // namespace
@@ -113,23 +130,16 @@ absl::StatusOr<std::vector<v1::TrainingJob>> MemoryStore::ListJobs(
       all.push_back(row.job);
     }
   }
-  std::sort(all.begin(), all.end(), NewerFirst);
-  auto start = all.begin();
+  const v1::TrainingJob* after = nullptr;
   if (!after_id.empty()) {
-    auto after = jobs_.find(after_id);
-    if (after == jobs_.end()) {
+    auto it = jobs_.find(after_id);
+    if (it == jobs_.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat("bad page token: no job \"", after_id, "\""));
     }
-    start = std::upper_bound(all.begin(), all.end(), after->second.job,
-                             NewerFirst);
+    after = &it->second.job;
   }
-  std::vector<v1::TrainingJob> page;
-  for (auto it = start; it != all.end() && static_cast<int>(page.size()) < limit;
-       ++it) {
-    page.push_back(*it);
-  }
-  return page;
+  return NewestPage(std::move(all), after, limit);
 }
 
 absl::StatusOr<StoreCounts> MemoryStore::Count() {
@@ -336,29 +346,18 @@ absl::StatusOr<std::vector<v1::Sweep>> MemoryStore::ListSweeps(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
   absl::MutexLock lock(&mu_);
-  const auto newer_first = [](const v1::Sweep& a, const v1::Sweep& b) {
-    return std::make_tuple(ToMicros(a.create_time()), a.id()) >
-           std::make_tuple(ToMicros(b.create_time()), b.id());
-  };
   std::vector<v1::Sweep> all;
   for (const auto& [id, sweep] : sweeps_) all.push_back(sweep);
-  std::sort(all.begin(), all.end(), newer_first);
-  auto start = all.begin();
+  const v1::Sweep* after = nullptr;
   if (!after_id.empty()) {
-    auto after = sweeps_.find(after_id);
-    if (after == sweeps_.end()) {
+    auto it = sweeps_.find(after_id);
+    if (it == sweeps_.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat("bad page token: no sweep \"", after_id, "\""));
     }
-    start = std::upper_bound(all.begin(), all.end(), after->second,
-                             newer_first);
+    after = &it->second;
   }
-  std::vector<v1::Sweep> page;
-  for (auto it = start; it != all.end() && static_cast<int>(page.size()) < limit;
-       ++it) {
-    page.push_back(*it);
-  }
-  return page;
+  return NewestPage(std::move(all), after, limit);
 }
 
 absl::StatusOr<std::vector<v1::TrainingJob>> MemoryStore::ListSweepJobs(

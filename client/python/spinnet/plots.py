@@ -110,16 +110,38 @@ def _save(fig: Any, path: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _draw_bands(ax: Any, series: list[dict[str, Any]],
-                colors: Optional[dict[str, str]] = None) -> None:
+def _draw_bands(ax: Any, series: list[dict[str, Any]]) -> None:
     for s in series:
         x = np.asarray(s["x"], dtype=float)
-        color = (colors or {}).get(s["label"])
         line, = ax.plot(x, 100 * np.asarray(s["median"]), "o-", ms=4,
-                        label=s["label"], color=color)
+                        label=s["label"])
         ax.fill_between(x, 100 * np.asarray(s["q25"]),
                         100 * np.asarray(s["q75"]), alpha=0.25,
                         color=line.get_color(), linewidth=0)
+
+
+def _band_figure(name: str, sweeps: Sweeps, path: str,
+                 series: list[dict[str, Any]], size: Size, xlabel: str,
+                 title: str, xlog: bool, legend_title: str,
+                 extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Draws `series` as median lines with 25-75 % bands against accuracy
+    and saves the figure with its numbers (`extra` added to them)."""
+    fig, ax = _figure(size)
+    _draw_bands(ax, series)
+    if xlog:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_ACC)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    if series:
+        ax.legend(title=legend_title)
+    fig.tight_layout()
+    return _save(fig, path, {
+        "figure": name, "sweeps": [s.id for s in _as_list(sweeps)],
+        **(extra or {}), "xlabel": xlabel, "ylabel": _ACC,
+        "xscale": "log" if xlog else "linear", "accuracy_unit": "fraction",
+        "series": series})
 
 
 def _line_figure(name: str, sweeps: Sweeps, path: str, x_flag: str,
@@ -134,22 +156,9 @@ def _line_figure(name: str, sweeps: Sweeps, path: str, x_flag: str,
         return None if value is None else label(value)
     series = _collect(sweeps, lambda st, p: _value(st, x_flag), series_of)
     series.sort(key=lambda s: s["label"])
-    fig, ax = _figure(size)
-    _draw_bands(ax, series)
-    if xlog:
-        ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(_ACC)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    if series:
-        ax.legend(title="median, 25-75th percentile")
-    fig.tight_layout()
-    return _save(fig, path, {
-        "figure": name, "sweeps": [s.id for s in _as_list(sweeps)],
-        "x_flag": x_flag, "series_flag": series_flag,
-        "xlabel": xlabel, "ylabel": _ACC, "xscale": "log" if xlog else
-        "linear", "accuracy_unit": "fraction", "series": series})
+    return _band_figure(name, sweeps, path, series, size, xlabel, title, xlog,
+                        "median, 25-75th percentile",
+                        {"x_flag": x_flag, "series_flag": series_flag})
 
 
 def fig2b(sweeps: Sweeps, path: str, size: Size = DEFAULT_SIZE
@@ -239,19 +248,10 @@ def fig4(sweeps: Sweeps, path: str, size: Size = DEFAULT_SIZE
         series += _collect(sweeps,
                            lambda st, p, f=x_flag[kind]: 100 * _value(st, f),
                            classify(kind))
-    fig, ax = _figure(size)
-    _draw_bands(ax, series)
-    ax.set_xlabel("connection density [%]")
-    ax.set_ylabel(_ACC)
-    ax.set_title("accuracy vs connection density")
-    ax.grid(True, alpha=0.3)
-    if series:
-        ax.legend(title="connections masked")
-    fig.tight_layout()
-    return _save(fig, path, {
-        "figure": "fig4", "sweeps": [s.id for s in _as_list(sweeps)],
-        "xlabel": "connection density [%]", "ylabel": _ACC,
-        "xscale": "linear", "accuracy_unit": "fraction", "series": series})
+    return _band_figure("fig4", sweeps, path, series, size,
+                        "connection density [%]",
+                        "accuracy vs connection density", False,
+                        "connections masked")
 
 
 def training_curves(sweeps: Sweeps, client: Client,
@@ -294,19 +294,9 @@ def fig5(sweeps: Sweeps, client: Client, path: str,
         return f"{100 * di:g} % connections" if di == de else None
     series = training_curves(sweeps, client, series_of)
     series.sort(key=lambda s: -float(s["label"].split()[0]))
-    fig, ax = _figure(size)
-    _draw_bands(ax, series)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(_ACC)
-    ax.set_title("training at global connection densities")
-    ax.grid(True, alpha=0.3)
-    if series:
-        ax.legend(title="median, 25-75th percentile")
-    fig.tight_layout()
-    return _save(fig, path, {
-        "figure": "fig5", "sweeps": [s.id for s in _as_list(sweeps)],
-        "xlabel": "epoch", "ylabel": _ACC, "xscale": "linear",
-        "accuracy_unit": "fraction", "series": series})
+    return _band_figure("fig5", sweeps, path, series, size, "epoch",
+                        "training at global connection densities", False,
+                        "median, 25-75th percentile")
 
 
 def traces(response: inference_pb2.TraceNeuronsResponse, path: str,
