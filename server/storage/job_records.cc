@@ -190,6 +190,14 @@ absl::Status SweepQueueFull(int max_queued, int64_t queued, size_t jobs) {
       " more would pass the limit of ", max_queued, "; retry later"));
 }
 
+absl::Status CheckSingleJob(const v1::TrainingJob& job) {
+  if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
+  if (!job.sweep_id().empty()) {
+    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckSweepJobs(const v1::Sweep& sweep,
                             const std::vector<v1::TrainingJob>& jobs) {
   if (sweep.id().empty()) return absl::InvalidArgumentError("sweep id is empty");

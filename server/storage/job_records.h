@@ -66,6 +66,10 @@ absl::Status AlreadyEnded(const v1::TrainingJob& job);
 absl::Status SweepNotFound(const std::string& sweep_id);
 absl::Status SweepQueueFull(int max_queued, int64_t queued, size_t jobs);
 
+// InsertJob's argument: an id, and no sweep (a sweep's jobs come with
+// InsertSweep); INVALID_ARGUMENT otherwise.
+absl::Status CheckSingleJob(const v1::TrainingJob& job);
+
 // InsertSweep's arguments: an id, and jobs that are new, QUEUED, of this
 // sweep, and without request ids (INVALID_ARGUMENT otherwise).
 absl::Status CheckSweepJobs(const v1::Sweep& sweep,

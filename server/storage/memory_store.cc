@@ -80,10 +80,7 @@ void MemoryStore::Notify(const std::string& job_id) {
 
 absl::StatusOr<Store::Inserted> MemoryStore::InsertJob(
     const v1::TrainingJob& job, int max_queued) {
-  if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
-  if (!job.sweep_id().empty()) {
-    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
-  }
+  RETURN_IF_ERROR(CheckSingleJob(job));
   v1::TrainingJob stored;
   {
     absl::MutexLock lock(&mu_);

@@ -434,10 +434,7 @@ void PostgresStore::Notify(const std::string& job_id) {
 
 absl::StatusOr<Store::Inserted> PostgresStore::InsertJob(
     const v1::TrainingJob& job, int max_queued) {
-  if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
-  if (!job.sweep_id().empty()) {
-    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
-  }
+  RETURN_IF_ERROR(CheckSingleJob(job));
   ASSIGN_OR_RETURN(const std::string proto, Serialize(job));
   Inserted out;
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {

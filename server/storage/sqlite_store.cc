@@ -612,10 +612,7 @@ absl::Status SqliteStore::IntegrityCheck() {
 
 absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
     const v1::TrainingJob& job, int max_queued) {
-  if (job.id().empty()) return absl::InvalidArgumentError("job id is empty");
-  if (!job.sweep_id().empty()) {
-    return absl::InvalidArgumentError("a sweep's jobs come with InsertSweep");
-  }
+  RETURN_IF_ERROR(CheckSingleJob(job));
   Inserted out;
   {
     absl::MutexLock lock(&mu_);
