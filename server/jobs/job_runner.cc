@@ -233,10 +233,16 @@ void JobRunner::Run(const ClaimedJob& claimed) {
     SPINNET_LOG(Warning, "job ", id, " failed: ", trained.ToString());
   }
   *job.mutable_end_time() = TimestampNow();
+  absl::StatusOr<v1::TrainingJob> stored;
   const absl::Status finished = WithRetry([&]() -> absl::Status {
-    return store_->FinishJob(active.lease, job, model).status();
+    stored = store_->FinishJob(active.lease, job, model);
+    return stored.status();
   });
-  if (!finished.ok()) {
+  if (finished.ok() && stored->state() != job.state()) {
+    SPINNET_LOG(Info, "job ", id, ": a cancel came before its end (",
+                v1::JobState_Name(job.state()), ") was recorded: ",
+                v1::JobState_Name(stored->state()));
+  } else if (!finished.ok()) {
     // ABORTED: another worker has the job. Otherwise the lease lapses and
     // the job is retried from its last checkpoint.
     SPINNET_LOG(Error, "job ", id, ": cannot record its end: ",

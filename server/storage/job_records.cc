@@ -51,12 +51,17 @@ void ApplyClaim(const std::string& worker, v1::TrainingJob* job) {
   if (!job->has_start_time()) *job->mutable_start_time() = TimestampNow();
 }
 
-void ApplyRelease(v1::TrainingJob* job) {
+v1::JobState ApplyRelease(bool cancel_requested, v1::TrainingJob* job) {
+  job->clear_worker();
+  if (cancel_requested) {
+    ApplyCancel(job);
+    return job->state();
+  }
   job->set_state(v1::JOB_STATE_QUEUED);
   job->set_attempt(job->attempt() > 0 ? job->attempt() - 1 : 0);
   job->set_restarts(job->restarts() + 1);
-  job->clear_worker();
   job->clear_eta();
+  return job->state();
 }
 
 v1::JobState ApplyExpiry(int max_attempts, bool cancel_requested,
@@ -85,6 +90,15 @@ void ApplyCancel(v1::TrainingJob* job) {
   job->set_state(v1::JOB_STATE_CANCELLED);
   job->clear_eta();
   *job->mutable_end_time() = TimestampNow();
+}
+
+bool ApplyFinish(bool cancel_requested, v1::TrainingJob* job) {
+  job->clear_worker();
+  if (cancel_requested && job->state() != v1::JOB_STATE_CANCELLED) {
+    ApplyCancel(job);
+    job->clear_failure_reason();
+  }
+  return job->state() == v1::JOB_STATE_SUCCEEDED;
 }
 
 Store::Checkpoints ReadCheckpoints(BlobStore& blobs,

@@ -27,8 +27,9 @@ int64_t ToMicros(const google::protobuf::Timestamp& t);
 // A claim by `worker`: RUNNING, attempt + 1, start time if it had none.
 void ApplyClaim(const std::string& worker, v1::TrainingJob* job);
 // A release by a worker that stops (shutdown): QUEUED again, restarts + 1,
-// the attempt given back (the job did nothing wrong).
-void ApplyRelease(v1::TrainingJob* job);
+// the attempt given back (the job did nothing wrong); CANCELLED instead when
+// `cancel_requested` (the job's pending cancel). Returns the new state.
+v1::JobState ApplyRelease(bool cancel_requested, v1::TrainingJob* job);
 // A lease that expired: the worker died or stalled. `cancel_requested` is
 // the job's pending cancel. Returns the new state: QUEUED (restarts + 1),
 // FAILED after `max_attempts` claims, or CANCELLED.
@@ -36,6 +37,13 @@ v1::JobState ApplyExpiry(int max_attempts, bool cancel_requested,
                          v1::TrainingJob* job);
 // A cancel of a QUEUED job: CANCELLED now.
 void ApplyCancel(v1::TrainingJob* job);
+// The end a worker reports (FinishJob) against the job's pending cancel: a
+// cancel accepted while the job ran (CancelJob answered RUNNING with
+// cancel_requested) wins, even when the worker finished its last epoch or
+// failed before its next heartbeat could tell it, so an accepted cancel
+// always ends the job CANCELLED. Returns whether the job still publishes its
+// model (false once cancelled).
+bool ApplyFinish(bool cancel_requested, v1::TrainingJob* job);
 
 // The job's checkpoints from `blobs` (newest first), for backends that keep
 // them as two blobs: missing ones skipped, unreadable ones reported.

@@ -234,12 +234,12 @@ absl::StatusOr<v1::TrainingJob> MemoryStore::FinishJob(
     absl::MutexLock lock(&mu_);
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
+    if (!ApplyFinish(row->job.cancel_requested(), &job)) model.reset();
     if (model.has_value()) {
       ASSIGN_OR_RETURN(const v1::Model info,
                        Publish(*std::move(model), job.id()));
       job.set_model_version(info.version());
     }
-    job.clear_worker();
     Write(row, job);
     row->token = 0;
     RETURN_IF_ERROR(blobs_.Delete(CheckpointBlobKey(job.id())));
@@ -257,7 +257,7 @@ absl::Status MemoryStore::ReleaseJob(const Lease& lease,
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
     v1::TrainingJob released = job;
-    ApplyRelease(&released);
+    ApplyRelease(row->job.cancel_requested(), &released);
     Write(row, released);
     row->token = 0;
   }

@@ -291,16 +291,16 @@ absl::StatusOr<StoredJob> CancelRow(PgConnection& conn, v1::TrainingJob job) {
   return UpdateJob(conn, id, job, JobUpdate::RequestCancel());
 }
 
-// Locks the row that `lease` still holds until the transaction ends;
-// ABORTED when the lease is lost.
-absl::Status LockLeased(PgConnection& conn, const Lease& lease) {
+// Locks the row that `lease` still holds until the transaction ends and
+// returns whether it has a pending cancel; ABORTED when the lease is lost.
+absl::StatusOr<bool> LockLeased(PgConnection& conn, const Lease& lease) {
   ASSIGN_OR_RETURN(
       PgResult rows,
-      conn.Exec("SELECT 1 FROM jobs WHERE id = $1 AND "
+      conn.Exec("SELECT cancel_requested FROM jobs WHERE id = $1 AND "
                 "lease_token = $2 AND state = $3 FOR UPDATE",
                 {lease.job_id, lease.token, v1::JOB_STATE_RUNNING}));
   if (rows.rows() == 0) return LeaseLost(lease.job_id);
-  return absl::OkStatus();
+  return rows.Bool(0, 0);
 }
 
 // The URL shows in logs and Describe(); libpq would accept a password in
@@ -598,7 +598,7 @@ absl::Status PostgresStore::RecordEpoch(const Lease& lease,
   RETURN_IF_ERROR(CheckEpochNumber(epoch));
   ASSIGN_OR_RETURN(const std::string epoch_proto, Serialize(epoch));
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
-    RETURN_IF_ERROR(LockLeased(conn, lease));
+    RETURN_IF_ERROR(LockLeased(conn, lease).status());
     if (!checkpoint.empty()) {
       // The newest checkpoint becomes the previous one, by renaming its row.
       const std::string previous = PreviousCheckpointBlobKey(lease.job_id);
@@ -682,13 +682,13 @@ absl::StatusOr<v1::TrainingJob> PostgresStore::FinishJob(
   RETURN_IF_ERROR(CheckFinishable(job, model.has_value()));
   StoredJob stored;
   RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
-    RETURN_IF_ERROR(LockLeased(conn, lease));
+    ASSIGN_OR_RETURN(const bool cancel, LockLeased(conn, lease));
+    if (!ApplyFinish(cancel, &job)) model.reset();
     if (model.has_value()) {
       ASSIGN_OR_RETURN(const v1::Model info,
                        PublishModel(conn, *std::move(model), job.id()));
       job.set_model_version(info.version());
     }
-    job.clear_worker();
     ASSIGN_OR_RETURN(
         stored, UpdateJob(conn, lease.job_id, job, JobUpdate::ClearLease()));
     RETURN_IF_ERROR(DeleteBlob(conn, CheckpointBlobKey(job.id())));
@@ -700,12 +700,14 @@ absl::StatusOr<v1::TrainingJob> PostgresStore::FinishJob(
 
 absl::Status PostgresStore::ReleaseJob(const Lease& lease,
                                        const v1::TrainingJob& job) {
-  v1::TrainingJob released = job;
-  ApplyRelease(&released);
-  ASSIGN_OR_RETURN(PgPool::Handle conn, pool_.Acquire());
-  RETURN_IF_ERROR(UpdateJob(*conn, lease.job_id, released,
-                            JobUpdate::ClearLease(lease.token))
-                      .status());
+  RETURN_IF_ERROR(Transact([&](PgConnection& conn) -> absl::Status {
+    ASSIGN_OR_RETURN(const bool cancel, LockLeased(conn, lease));
+    v1::TrainingJob released = job;
+    ApplyRelease(cancel, &released);
+    return UpdateJob(conn, lease.job_id, released,
+                     JobUpdate::ClearLease(lease.token))
+        .status();
+  }));
   Notify(lease.job_id);
   return absl::OkStatus();
 }

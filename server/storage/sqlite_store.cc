@@ -340,6 +340,13 @@ absl::StatusOr<std::optional<v1::TrainingJob>> FindJob(sqlite3* db,
   return ParseNextJob(stmt);
 }
 
+// Whether job `id`, which the caller's lease holds, has a pending cancel.
+absl::StatusOr<bool> CancelRequested(sqlite3* db, const std::string& id) {
+  ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job, FindJob(db, id));
+  if (!job.has_value()) return JobNotFound(id);
+  return job->cancel_requested();
+}
+
 // Bumps and returns counter `name` of `table` (1 for a new name); the
 // caller's transaction makes it atomic with what it numbers.
 absl::StatusOr<int64_t> Bump(sqlite3* db, absl::string_view table,
@@ -755,9 +762,7 @@ absl::StatusOr<bool> SqliteStore::Heartbeat(const Lease& lease,
     sqlite3* db = db_.get();
     RETURN_IF_ERROR(WriteJob(db, job));
     RETURN_IF_ERROR(SetLease(db, lease.job_id, lease.token, absl::Now() + ttl));
-    ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> stored,
-                     FindJob(db, lease.job_id));
-    cancel = stored->cancel_requested();
+    ASSIGN_OR_RETURN(cancel, CancelRequested(db, lease.job_id));
     return absl::OkStatus();
   }));
   return cancel;
@@ -833,9 +838,10 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::FinishJob(
     const Lease& lease, v1::TrainingJob job,
     std::optional<ModelToPublish> model) {
   RETURN_IF_ERROR(CheckFinishable(job, model.has_value()));
-  job.clear_worker();
   RETURN_IF_ERROR(WithLease(lease, [&]() -> absl::Status {
     sqlite3* db = db_.get();
+    ASSIGN_OR_RETURN(const bool cancel, CancelRequested(db, job.id()));
+    if (!ApplyFinish(cancel, &job)) model.reset();
     if (model.has_value()) {
       ASSIGN_OR_RETURN(const v1::Model info,
                        PublishModel(db, blobs_, *std::move(model), job.id()));
@@ -860,8 +866,9 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::FinishJob(
 absl::Status SqliteStore::ReleaseJob(const Lease& lease,
                                      const v1::TrainingJob& job) {
   return WithLease(lease, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(const bool cancel, CancelRequested(db_.get(), job.id()));
     v1::TrainingJob released = job;
-    ApplyRelease(&released);
+    ApplyRelease(cancel, &released);
     RETURN_IF_ERROR(WriteJob(db_.get(), released));
     return SetLease(db_.get(), job.id(), 0, absl::InfinitePast());
   });

@@ -173,19 +173,24 @@ class Store {
   // stored, the lease cleared, the checkpoints deleted, and for a
   // SUCCEEDED job with `model`, the next version of model.info.name() is
   // published (version and source_job_id set) and job.model_version set.
+  // A pending cancel wins (ApplyFinish): the job ends CANCELLED and
+  // publishes nothing, whatever end the worker reports.
   // Returns the stored job. ABORTED if the lease is lost: nothing changes.
   virtual absl::StatusOr<v1::TrainingJob> FinishJob(
       const Lease& lease, v1::TrainingJob job,
       std::optional<ModelToPublish> model) = 0;
   // Gives a leased job back (graceful shutdown): QUEUED with its progress,
   // restarts + 1, and the attempt not counted, so another worker resumes it
-  // from its checkpoint at once. ABORTED if the lease is lost.
+  // from its checkpoint at once; CANCELLED instead when a cancel is
+  // pending. ABORTED if the lease is lost.
   virtual absl::Status ReleaseJob(const Lease& lease,
                                   const v1::TrainingJob& job) = 0;
   // A QUEUED job becomes CANCELLED at once; a RUNNING one gets
   // cancel_requested, which its worker sees at its next heartbeat (or the
-  // reaper, if the worker died). Returns the job after the change.
-  // FAILED_PRECONDITION for a job that already ended.
+  // reaper, if the worker died). Returns the job after the change. Race
+  // free: once accepted, the job ends CANCELLED however its worker ends it
+  // (FinishJob, ReleaseJob, lease expiry). FAILED_PRECONDITION for a job
+  // that already ended.
   virtual absl::StatusOr<v1::TrainingJob> CancelJob(const std::string& id) = 0;
   // Any replica may call this at any time (idempotent): every RUNNING job
   // whose lease expired goes back to QUEUED (restarts + 1), or to FAILED

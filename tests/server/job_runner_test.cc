@@ -5,6 +5,9 @@
 #include "server/jobs/job_runner.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -17,6 +20,7 @@
 #include "server/jobs/job_queue.h"
 #include "server/storage/job_records.h"
 #include "server/storage/memory_store.h"
+#include "server/storage/open_store.h"
 
 namespace spinnet::server {
 namespace {
@@ -43,12 +47,13 @@ class FakeClock {
 // One replica: its own queue, events and runner on the shared store.
 struct Replica {
   Replica(Store* store, DatasetRegistry* datasets, const std::string& name,
-          int workers = 1, int max_attempts = 3) {
+          int workers = 1, int max_attempts = 3,
+          absl::Duration heartbeat = absl::Milliseconds(20)) {
     RunnerOptions o;
     o.worker = name;
     o.workers = workers;
     o.lease_ttl = absl::Seconds(10);
-    o.heartbeat_interval = absl::Milliseconds(20);
+    o.heartbeat_interval = heartbeat;
     o.poll_interval = absl::Milliseconds(20);
     o.max_attempts = max_attempts;
     JobQueueOptions q;
@@ -307,6 +312,248 @@ TEST_F(JobRunnerTest, SubmitIsIdempotentWithARequestId) {
   EXPECT_EQ(a->queue->Submit(r).status().code(),
             absl::StatusCode::kAlreadyExists);
 }
+
+
+// The real store with a hook around the calls a worker makes for a job, so
+// that a test can act (cancel) at each point of the job's start and end.
+class HookedStore : public Store {
+ public:
+  // Called with "before X" and "after X" for X in ClaimJob (after: only
+  // when it claimed a job), LoadCheckpoints, RecordEpoch, FinishJob.
+  using Hook = std::function<void(const std::string& point)>;
+  HookedStore(Store* inner, Hook hook) : inner_(inner), hook_(std::move(hook)) {}
+
+  template <typename Call>
+  auto Around(const std::string& name, Call call) -> decltype(call()) {
+    hook_("before " + name);
+    auto result = call();
+    hook_("after " + name);
+    return result;
+  }
+
+  std::string Describe() const override { return inner_->Describe(); }
+  absl::Status Ping() override { return inner_->Ping(); }
+  void SetChangeCallback(
+      std::function<void(const std::string&)> callback) override {
+    inner_->SetChangeCallback(std::move(callback));
+  }
+  BlobStore& blobs() override { return inner_->blobs(); }
+  absl::StatusOr<Inserted> InsertJob(const v1::TrainingJob& job,
+                                     int max_queued) override {
+    return inner_->InsertJob(job, max_queued);
+  }
+  absl::StatusOr<v1::TrainingJob> GetJob(const std::string& id) override {
+    return inner_->GetJob(id);
+  }
+  absl::StatusOr<std::vector<v1::TrainingJob>> ListJobs(
+      v1::JobState state, int limit, const std::string& after_id) override {
+    return inner_->ListJobs(state, limit, after_id);
+  }
+  absl::StatusOr<StoreCounts> Count() override { return inner_->Count(); }
+  absl::StatusOr<std::optional<ClaimedJob>> ClaimJob(
+      const std::string& worker, absl::Duration ttl) override {
+    hook_("before ClaimJob");
+    absl::StatusOr<std::optional<ClaimedJob>> claimed =
+        inner_->ClaimJob(worker, ttl);
+    if (claimed.ok() && claimed->has_value()) hook_("after ClaimJob");
+    return claimed;
+  }
+  absl::StatusOr<bool> Heartbeat(const Lease& lease, const v1::TrainingJob& job,
+                                 absl::Duration ttl) override {
+    return inner_->Heartbeat(lease, job, ttl);
+  }
+  absl::Status RecordEpoch(const Lease& lease, const v1::TrainingJob& job,
+                           const v1::EpochMetrics& epoch,
+                           absl::string_view checkpoint) override {
+    return Around("RecordEpoch", [&] {
+      return inner_->RecordEpoch(lease, job, epoch, checkpoint);
+    });
+  }
+  absl::StatusOr<Checkpoints> LoadCheckpoints(
+      const std::string& job_id) override {
+    return Around("LoadCheckpoints",
+                  [&] { return inner_->LoadCheckpoints(job_id); });
+  }
+  absl::StatusOr<v1::TrainingJob> FinishJob(
+      const Lease& lease, v1::TrainingJob job,
+      std::optional<ModelToPublish> model) override {
+    return Around("FinishJob", [&] {
+      return inner_->FinishJob(lease, std::move(job), std::move(model));
+    });
+  }
+  absl::Status ReleaseJob(const Lease& lease,
+                          const v1::TrainingJob& job) override {
+    return inner_->ReleaseJob(lease, job);
+  }
+  absl::StatusOr<v1::TrainingJob> CancelJob(const std::string& id) override {
+    return inner_->CancelJob(id);
+  }
+  absl::StatusOr<ReapResult> ReapExpiredLeases(int max_attempts) override {
+    return inner_->ReapExpiredLeases(max_attempts);
+  }
+  absl::StatusOr<std::vector<v1::EpochMetrics>> ListEpochs(
+      const std::string& job_id) override {
+    return inner_->ListEpochs(job_id);
+  }
+  absl::StatusOr<InsertedSweep> InsertSweep(
+      const v1::Sweep& sweep, const std::vector<v1::TrainingJob>& jobs,
+      int max_queued) override {
+    return inner_->InsertSweep(sweep, jobs, max_queued);
+  }
+  absl::StatusOr<v1::Sweep> GetSweep(const std::string& id) override {
+    return inner_->GetSweep(id);
+  }
+  absl::StatusOr<std::vector<v1::Sweep>> ListSweeps(
+      int limit, const std::string& after_id) override {
+    return inner_->ListSweeps(limit, after_id);
+  }
+  absl::StatusOr<std::vector<v1::TrainingJob>> ListSweepJobs(
+      const std::string& sweep_id) override {
+    return inner_->ListSweepJobs(sweep_id);
+  }
+  absl::StatusOr<v1::Sweep> CancelSweep(const std::string& id) override {
+    return inner_->CancelSweep(id);
+  }
+  absl::Status InsertDataset(const v1::Dataset& dataset,
+                             absl::string_view bytes) override {
+    return inner_->InsertDataset(dataset, bytes);
+  }
+  absl::StatusOr<v1::Dataset> GetDataset(const std::string& name) override {
+    return inner_->GetDataset(name);
+  }
+  absl::StatusOr<std::vector<v1::Dataset>> ListDatasets() override {
+    return inner_->ListDatasets();
+  }
+  absl::Status DeleteDataset(const std::string& name) override {
+    return inner_->DeleteDataset(name);
+  }
+  absl::StatusOr<v1::Model> GetModel(const std::string& name,
+                                     int version) override {
+    return inner_->GetModel(name, version);
+  }
+  absl::StatusOr<std::vector<v1::Model>> ListModels(
+      const std::string& name) override {
+    return inner_->ListModels(name);
+  }
+  absl::Status DeleteModel(const std::string& name, int version) override {
+    return inner_->DeleteModel(name, version);
+  }
+  absl::StatusOr<v1::Model> InsertModel(ModelToPublish model) override {
+    return inner_->InsertModel(std::move(model));
+  }
+
+ private:
+  Store* inner_;
+  Hook hook_;
+};
+
+// A 2-epoch job run by one worker on a fresh store of `backend` ("memory"
+// or "sqlite"), with a cancel at the `cancel_at`-th hook point (-1: none).
+// Heartbeats are off, so the worker learns of the cancel only from the
+// store's answers: the store alone must keep an accepted cancel.
+struct CancelRun {
+  std::vector<std::string> points;  // every hook point, in order
+  absl::Status cancel = absl::UnknownError("not cancelled");
+  v1::TrainingJob end;
+  size_t models = 0;
+};
+
+CancelRun RunWithCancelAt(const std::string& backend, int cancel_at) {
+  CancelRun run;
+  std::unique_ptr<Store> inner;
+  std::string dir;
+  if (backend == "memory") {
+    inner = std::make_unique<MemoryStore>();
+  } else {
+    dir = ::testing::TempDir() + "cancel_points.XXXXXX";
+    EXPECT_NE(mkdtemp(dir.data()), nullptr);
+    absl::StatusOr<std::unique_ptr<Store>> opened =
+        OpenStore({.url = "sqlite://" + dir});
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (!opened.ok()) return run;
+    inner = *std::move(opened);
+  }
+  std::string job_id;
+  absl::Mutex mu;  // guards run.points and run.cancel (the worker's thread)
+  HookedStore store(inner.get(), [&](const std::string& point) {
+    absl::MutexLock lock(&mu);
+    // Only the first claim matters: the job is queued before the worker
+    // starts, and later claims by the idle worker find nothing.
+    if (point == "before ClaimJob" && !run.points.empty()) return;
+    if (cancel_at == static_cast<int>(run.points.size())) {
+      run.cancel = inner->CancelJob(job_id).status();
+    }
+    run.points.push_back(point);
+  });
+  DatasetRegistry datasets(&store, 1 << 20);
+  Replica replica(&store, &datasets, "w", 1, 3, absl::Hours(1));
+  store.SetChangeCallback(
+      [&](const std::string& id) { replica.events.Changed(id); });
+  absl::StatusOr<v1::TrainingJob> job = replica.queue->Submit(TinyJob("m", 2));
+  EXPECT_TRUE(job.ok()) << job.status();
+  if (!job.ok()) return run;
+  job_id = job->id();
+  replica.runner->Start();
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(60);
+       absl::Now() < deadline;) {
+    absl::StatusOr<v1::TrainingJob> now = inner->GetJob(job_id);
+    if (now.ok() && IsTerminal(now->state())) break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  replica.runner->Stop(absl::InfiniteFuture());
+  run.end = *inner->GetJob(job_id);
+  run.models = inner->ListModels("m")->size();
+  if (!dir.empty()) {
+    inner.reset();
+    std::filesystem::remove_all(dir);
+  }
+  return run;
+}
+
+class CancelPointsTest : public ::testing::TestWithParam<std::string> {};
+
+// A cancel at every point of a job's life with a worker: before and after
+// the claim, around loading its checkpoints, around each epoch's record,
+// around its end. Wherever it lands, the cancel is either accepted and the
+// job ends CANCELLED with no model published (every point up to FinishJob's
+// commit), or refused as FAILED_PRECONDITION because the job has already
+// ended SUCCEEDED with its model: never accepted and then ignored.
+TEST_P(CancelPointsTest, AnAcceptedCancelAlwaysEndsTheJob) {
+  const CancelRun plain = RunWithCancelAt(GetParam(), -1);
+  ASSERT_EQ(plain.end.state(), v1::JOB_STATE_SUCCEEDED)
+      << plain.end.failure_reason();
+  ASSERT_EQ(plain.models, 1u);
+  EXPECT_THAT(plain.points,
+              ElementsAre("before ClaimJob", "after ClaimJob",
+                          "before LoadCheckpoints", "after LoadCheckpoints",
+                          "before RecordEpoch", "after RecordEpoch",
+                          "before RecordEpoch", "after RecordEpoch",
+                          "before FinishJob", "after FinishJob"));
+  for (int at = 0; at < static_cast<int>(plain.points.size()); ++at) {
+    SCOPED_TRACE(absl::StrCat("cancel ", plain.points[at], " (point ", at, ")"));
+    const CancelRun run = RunWithCancelAt(GetParam(), at);
+    if (plain.points[at] == "after FinishJob") {
+      EXPECT_EQ(run.cancel.code(), absl::StatusCode::kFailedPrecondition)
+          << run.cancel;
+      EXPECT_EQ(run.end.state(), v1::JOB_STATE_SUCCEEDED);
+      EXPECT_EQ(run.models, 1u);
+      continue;
+    }
+    EXPECT_TRUE(run.cancel.ok()) << run.cancel;
+    EXPECT_EQ(run.end.state(), v1::JOB_STATE_CANCELLED)
+        << v1::JobState_Name(run.end.state()) << " "
+        << run.end.failure_reason();
+    EXPECT_EQ(run.end.model_version(), 0);
+    EXPECT_EQ(run.models, 0u);
+    EXPECT_FALSE(run.end.cancel_requested());
+    EXPECT_EQ(run.end.worker(), "");
+    // A cancel before the claim leaves nothing to run.
+    EXPECT_EQ(run.end.attempt(), at == 0 ? 0 : 1);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, CancelPointsTest,
+                         ::testing::Values("memory", "sqlite"));
 
 }  // namespace
 }  // namespace spinnet::server

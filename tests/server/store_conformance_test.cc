@@ -752,6 +752,59 @@ TEST_P(StoreTest, CancelJob) {
   EXPECT_THAT(store_->CancelJob("nope"), StatusIs(Code::kNotFound, "nope"));
 }
 
+// A cancel accepted while the job ran wins over whatever end its worker
+// reports next, so an accepted cancel always ends the job CANCELLED: a
+// worker that finished its last epoch (or failed, or is shutting down)
+// before a heartbeat told it of the cancel publishes nothing.
+TEST_P(StoreTest, AnAcceptedCancelWinsOverTheWorkersEnd) {
+  InsertJobs({"done", "failed", "released"});
+  for (const std::string id : {"done", "failed", "released"}) {
+    const ClaimedJob claimed = Claim();
+    ASSERT_EQ(claimed.job.id(), id);
+    ASSERT_OK(store_->RecordEpoch(claimed.lease, claimed.job,
+                                  MakeEpoch(1, 1.0), "ckpt-1"));
+    ASSERT_OK_AND_ASSIGN(v1::TrainingJob asked, store_->CancelJob(id));
+    ASSERT_EQ(asked.state(), v1::JOB_STATE_RUNNING);
+    ASSERT_TRUE(asked.cancel_requested());
+    v1::TrainingJob end = claimed.job;
+    end.set_epochs_done(1);
+    v1::TrainingJob stored;
+    if (id == "released") {
+      ASSERT_OK(store_->ReleaseJob(claimed.lease, end));
+      ASSERT_OK_AND_ASSIGN(stored, store_->GetJob(id));
+      EXPECT_EQ(stored.restarts(), 0);
+    } else if (id == "done") {
+      end.set_state(v1::JOB_STATE_SUCCEEDED);
+      ASSERT_OK_AND_ASSIGN(
+          stored, store_->FinishJob(claimed.lease, end, MakeModel("m", "x")));
+      EXPECT_EQ(stored.model_version(), 0);
+    } else {
+      end.set_state(v1::JOB_STATE_FAILED);
+      end.set_failure_reason("diverged");
+      ASSERT_OK_AND_ASSIGN(
+          stored, store_->FinishJob(claimed.lease, end, std::nullopt));
+      EXPECT_EQ(stored.failure_reason(), "");
+    }
+    EXPECT_EQ(stored.state(), v1::JOB_STATE_CANCELLED) << id;
+    EXPECT_FALSE(stored.cancel_requested()) << id;
+    EXPECT_TRUE(stored.has_end_time()) << id;
+    EXPECT_EQ(stored.worker(), "") << id;
+    EXPECT_EQ(stored.epochs_done(), 1) << id;
+    ASSERT_OK_AND_ASSIGN(v1::TrainingJob read, store_->GetJob(id));
+    EXPECT_EQ(read.state(), v1::JOB_STATE_CANCELLED) << id;
+    EXPECT_THAT(store_->CancelJob(id),
+                StatusIs(Code::kFailedPrecondition, "already ended"));
+  }
+  // Nothing was published, and nothing is left to claim.
+  ASSERT_OK_AND_ASSIGN(auto models, store_->ListModels("m"));
+  EXPECT_THAT(models, IsEmpty());
+  EXPECT_EQ(store_->blobs().Get(ModelBlobKey("done")).status().code(),
+            Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(std::optional<ClaimedJob> none,
+                       store_->ClaimJob("w1", kLongTtl));
+  EXPECT_FALSE(none.has_value());
+}
+
 // ---------------------------------------------------------------------------
 // Sweeps.
 
