@@ -95,12 +95,6 @@ v1::Model MakeModel(const std::string& name, double accuracy = 0.9) {
   return m;
 }
 
-std::vector<int> Versions(const std::vector<v1::Model>& models) {
-  std::vector<int> versions;
-  for (const v1::Model& m : models) versions.push_back(m.version());
-  return versions;
-}
-
 // Runs SQL on the file through a second connection, as a tool or a bit rot
 // would, bypassing the store.
 void RawExec(const std::string& path, const std::string& sql) {
