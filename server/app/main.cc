@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -214,9 +215,13 @@ void RaiseOpenFileLimit() {
 // process when freed: four clients sending 4 MiB messages in a loop took the
 // RSS from 80 to 300 MiB (tests/server/hostile_clients_test.py). A fixed
 // threshold keeps large blocks mmapped, so they go back to the system when
-// freed.
-void KeepLargeAllocationsMapped() {
+// freed; and one arena per core rather than glibc's eight lets a block freed
+// on one RPC thread serve the next (eight such clients: a 190 MiB rise
+// became 110 MiB on 2 cores).
+void BoundMallocRetention() {
   mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_ARENA_MAX,
+          static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 int Main(int argc, char** argv) {
@@ -271,7 +276,7 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   RaiseOpenFileLimit();
-  KeepLargeAllocationsMapped();
+  BoundMallocRetention();
   SpinnetServer server(options);
   absl::Status started = server.Start();
   if (!started.ok()) {

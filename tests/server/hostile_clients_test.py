@@ -32,7 +32,7 @@ stream and connection limits hold and free up, and the server is alive and
 SERVING at the end and exits 0 on SIGTERM. Latencies and RSS figures are
 printed (README "Hostile and broken clients"), never asserted.
 
-usage: hostile_clients_test.py BUILD_DIR [--long] [--json FILE]
+usage: hostile_clients_test.py BUILD_DIR [--long] [--only abcde] [--json FILE]
        (internal) hostile_clients_test.py --probe BUILD_DIR ADDRESS LOG
 """
 import json
@@ -430,6 +430,8 @@ def main():
         if "--json" in sys.argv else None
     import_stubs(build)
     phase = 30.0 if long_run else 8.0
+    big_threads = int(sys.argv[sys.argv.index("--big-threads") + 1]) \
+        if "--big-threads" in sys.argv else (8 if long_run else 4)
 
     # This process holds the flood's sockets: raise its own limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -484,12 +486,15 @@ def main():
              lambda: attack_connections(host, port, server.address, phase,
                                         flood)),
             ("d_big_messages",
-             lambda: attack_big_messages(server.address, phase,
-                                         8 if long_run else 4)),
+             lambda: attack_big_messages(server.address, phase, big_threads)),
             ("e_pings_and_headers",
              lambda: attack_pings_and_headers(server.address)),
         ]
+        only = sys.argv[sys.argv.index("--only") + 1] \
+            if "--only" in sys.argv else None
         for name, attack in attacks:
+            if only and name != "baseline" and name[0] not in only:
+                continue
             rss.mark()
             before_kib = rss.status("VmRSS")
             start = time.time()
