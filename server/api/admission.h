@@ -29,7 +29,9 @@ class AdmissionLimit {
   // A slot held for one scope (a Watch handler's body).
   class Slot {
    public:
-    Slot(Slot&& other) noexcept : limit_(other.limit_) { other.limit_ = nullptr; }
+    Slot(Slot&& other) noexcept : limit_(other.limit_) {
+      other.limit_ = nullptr;
+    }
     Slot& operator=(Slot&&) = delete;
     ~Slot() {
       if (limit_ != nullptr) limit_->Release();

@@ -47,8 +47,8 @@ int ListenOn(const addrinfo& ai, int port) {
       reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(port);
     }
   }
-  const int fd = socket(ai.ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        0);
+  const int fd =
+      socket(ai.ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   const int one = 1;
   // SO_REUSEADDR (not SO_REUSEPORT): restart on a port in TIME_WAIT, but a
@@ -91,8 +91,8 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
   addrinfo* found = nullptr;
   if (const int e = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
       e != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address,
-                                               ": ", gai_strerror(e)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ": ", gai_strerror(e)));
   }
   std::vector<int> fds;
   int bound_port = 0;
@@ -110,9 +110,9 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
   freeaddrinfo(found);
   if (fds.empty() || bound_port == 0) {
     for (int fd : fds) close(fd);
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", address, " (", error.empty() ? "no address" : error,
-        ")"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (",
+                     error.empty() ? "no address" : error, ")"));
   }
   return std::unique_ptr<Listener>(new Listener(std::move(fds), bound_port));
 }
@@ -179,7 +179,8 @@ void Listener::AcceptAll(int fd) {
     }
   };
   for (;;) {
-    const int conn = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int conn =
+        accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (conn < 0) {
       switch (errno) {
         case EINTR:
