@@ -173,7 +173,7 @@ void Listener::Run() {
 void Listener::AcceptAll(int fd) {
   const auto refuse = [this](int conn, const char* why) {
     close(conn);
-    const int64_t n = refused_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const int64_t n = ++refused_;
     if (n % 1000 == 1) {
       SPINNET_LOG(Warning, "refused ", n, " connection(s) so far: ", why);
     }

@@ -15,7 +15,6 @@
 #ifndef SPINNET_SERVER_APP_LISTENER_H_
 #define SPINNET_SERVER_APP_LISTENER_H_
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -48,17 +47,15 @@ class Listener {
   // BuildAndStart).
   void Start(
       std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor);
-  // Stops accepting and closes the listening sockets; call it before the
-  // grpc::Server shuts down. Idempotent.
+  // Stops accepting (connections then wait in the kernel's backlog until
+  // the destructor closes the sockets); call it before the grpc::Server
+  // shuts down. Idempotent.
   void Stop();
-
-  // Connections closed at once for want of descriptors.
-  int64_t refused() const { return refused_.load(std::memory_order_relaxed); }
 
  private:
   Listener(std::vector<int> fds, int port);
   void Run();
-  // Accepts what waits on `fd`; false when the loop must stop.
+  // Accepts what waits on `fd`, until accept4 would block.
   void AcceptAll(int fd);
 
   const std::vector<int> fds_;
@@ -68,7 +65,7 @@ class Listener {
   int fd_ceiling_ = 0;      // connections get descriptor numbers below it
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
   std::thread thread_;
-  std::atomic<int64_t> refused_{0};
+  int64_t refused_ = 0;  // connections closed at once (logged); Run() only
 };
 
 }  // namespace spinnet::server
