@@ -31,10 +31,13 @@ absl::Status CheckClientLimits(const ServerOptions& o) {
   const auto positive = [](absl::Duration d) {
     return d > absl::ZeroDuration();
   };
-  if (o.grpc_memory_bytes < (int64_t{4} * o.max_message_bytes)) {
+  // A message in flight is counted about twice (received bytes, and what
+  // they are parsed into): room for 8 of the largest before gRPC's
+  // reclaimers start cancelling streams.
+  if (o.grpc_memory_bytes < int64_t{16} * o.max_message_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--grpc-memory-bytes ", o.grpc_memory_bytes,
-        " must be at least 4 x --max-message-bytes (", o.max_message_bytes,
+        " must be at least 16 x --max-message-bytes (", o.max_message_bytes,
         ")"));
   }
   if (o.max_rpc_threads < 8 || o.max_watchers < 1 ||

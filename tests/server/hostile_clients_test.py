@@ -95,7 +95,7 @@ def probe_main(build, address, log_path):
                 stub.Classify(request, timeout=10)
                 code = "OK"
             except grpc.RpcError as e:
-                code = e.code().name
+                code = f"{e.code().name}:{e.details()}".replace(" ", "_")
             log.write(f"{start:.6f} {time.time() - start:.6f} {code}\n")
             time.sleep(0.01)  # ~100 calls/s: a client, not a load test
 
@@ -363,6 +363,8 @@ def attack_big_messages(address, seconds, threads):
                 code = "OK"
             except grpc.RpcError as e:
                 code = e.code().name
+                if code not in ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"):
+                    code += ": " + e.details()
             with lock:
                 codes[code] = codes.get(code, 0) + 1
         channel.close()
@@ -431,7 +433,7 @@ def main():
     import_stubs(build)
     phase = 30.0 if long_run else 8.0
     big_threads = int(sys.argv[sys.argv.index("--big-threads") + 1]) \
-        if "--big-threads" in sys.argv else (8 if long_run else 4)
+        if "--big-threads" in sys.argv else 4
 
     # This process holds the flood's sockets: raise its own limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
