@@ -179,11 +179,9 @@ class InferenceServiceImpl::Stream final
       FinishNow(api::ToGrpcStatus(auth));
       return;
     }
-    if (!service_->Admit(this)) {
-      FinishNow(grpc::Status(
-          grpc::StatusCode::RESOURCE_EXHAUSTED,
-          absl::StrCat("too many stream sessions (limit ",
-                       limits_.max_streams, ")")));
+    absl::Status admitted = service_->Admit(this);
+    if (!admitted.ok()) {
+      FinishNow(api::ToGrpcStatus(admitted));
       return;
     }
     admitted_ = true;
@@ -344,7 +342,11 @@ InferenceServiceImpl::InferenceServiceImpl(ModelRegistry* models,
                                            ServerMetrics* metrics,
                                            const TokenAuthorizer* auth,
                                            StreamLimits limits)
-    : models_(models), metrics_(metrics), auth_(auth), limits_(limits) {
+    : models_(models),
+      metrics_(metrics),
+      auth_(auth),
+      limits_(limits),
+      admission_("stream sessions", limits.max_streams) {
   SPINNET_CHECK(limits_.max_streams > 0);
   SPINNET_CHECK(limits_.idle_timeout > absl::ZeroDuration());
   SPINNET_CHECK(limits_.max_values_per_message > 0);
@@ -401,16 +403,19 @@ int InferenceServiceImpl::active_streams() const {
   return static_cast<int>(live_.size());
 }
 
-bool InferenceServiceImpl::Admit(Stream* stream) {
+absl::Status InferenceServiceImpl::Admit(Stream* stream) {
+  RETURN_IF_ERROR(admission_.TryAcquire());
   std::lock_guard<std::mutex> lock(live_mu_);
-  if (static_cast<int>(live_.size()) >= limits_.max_streams) return false;
   live_.insert(stream);
-  return true;
+  return absl::OkStatus();
 }
 
 void InferenceServiceImpl::Unregister(Stream* stream) {
-  std::lock_guard<std::mutex> lock(live_mu_);
-  live_.erase(stream);
+  {
+    std::lock_guard<std::mutex> lock(live_mu_);
+    live_.erase(stream);
+  }
+  admission_.Release();
 }
 
 void InferenceServiceImpl::ReapIdle() {

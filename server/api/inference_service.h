@@ -14,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "server/api/admission.h"
 #include "server/api/auth.h"
 #include "server/api/metrics.h"
 #include "server/catalog/registry.h"
@@ -92,8 +93,9 @@ class InferenceServiceImpl final
  private:
   class Stream;
 
-  // Adds `stream` to the live set unless max_streams are live.
-  bool Admit(Stream* stream);
+  // Adds `stream` to the live set, or RESOURCE_EXHAUSTED when max_streams
+  // are live.
+  absl::Status Admit(Stream* stream);
   void Unregister(Stream* stream);
   // The reaper thread: every ~200 ms, closes the idle streams.
   void ReapIdle();
@@ -102,6 +104,7 @@ class InferenceServiceImpl final
   ServerMetrics* const metrics_;
   const TokenAuthorizer* const auth_;
   const StreamLimits limits_;
+  AdmissionLimit admission_;
 
   // Held while the reaper calls into a stream, and by a stream's OnDone
   // while it unregisters: a stream is never touched after OnDone. Order:

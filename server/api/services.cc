@@ -109,6 +109,7 @@ grpc::Status TrainingServiceImpl::WatchTrainingJob(
     grpc::ServerContext* ctx, const v1::WatchTrainingJobRequest* req,
     grpc::ServerWriter<v1::WatchTrainingJobResponse>* writer) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(const AdmissionLimit::Slot slot, watchers_->Acquire());
     int64_t revision = 0;
     int epochs_sent = -1;  // the first message is the snapshot alone
     for (;;) {
@@ -193,6 +194,7 @@ grpc::Status SweepServiceImpl::WatchSweep(
     grpc::ServerContext* ctx, const v1::WatchSweepRequest* req,
     grpc::ServerWriter<v1::Sweep>* writer) {
   return Handle(auth_, ctx, [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(const AdmissionLimit::Slot slot, watchers_->Acquire());
     int64_t revision = 0;
     v1::SweepState state = v1::SWEEP_STATE_UNSPECIFIED;
     for (;;) {

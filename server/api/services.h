@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "absl/time/time.h"
+#include "server/api/admission.h"
 #include "server/api/auth.h"
 #include "server/catalog/registry.h"
 #include "server/jobs/job_queue.h"
@@ -24,8 +25,11 @@ namespace spinnet::server {
 
 class TrainingServiceImpl final : public v1::TrainingService::Service {
  public:
-  TrainingServiceImpl(JobQueue* jobs, const TokenAuthorizer* auth)
-      : jobs_(jobs), auth_(auth) {}
+  // `watchers` bounds the WatchTrainingJob and WatchSweep calls open at
+  // once (each holds an RPC thread); it is shared with SweepServiceImpl.
+  TrainingServiceImpl(JobQueue* jobs, const TokenAuthorizer* auth,
+                      AdmissionLimit* watchers)
+      : jobs_(jobs), auth_(auth), watchers_(watchers) {}
 
   grpc::Status SubmitTrainingJob(grpc::ServerContext* ctx,
                                  const v1::SubmitTrainingJobRequest* req,
@@ -39,6 +43,7 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
   grpc::Status CancelTrainingJob(grpc::ServerContext* ctx,
                                  const v1::CancelTrainingJobRequest* req,
                                  v1::TrainingJob* resp) override;
+  // RESOURCE_EXHAUSTED at once when the watcher limit is reached.
   grpc::Status WatchTrainingJob(
       grpc::ServerContext* ctx, const v1::WatchTrainingJobRequest* req,
       grpc::ServerWriter<v1::WatchTrainingJobResponse>* writer) override;
@@ -46,12 +51,14 @@ class TrainingServiceImpl final : public v1::TrainingService::Service {
  private:
   JobQueue* jobs_;
   const TokenAuthorizer* auth_;
+  AdmissionLimit* watchers_;
 };
 
 class SweepServiceImpl final : public v1::SweepService::Service {
  public:
-  SweepServiceImpl(SweepQueue* sweeps, const TokenAuthorizer* auth)
-      : sweeps_(sweeps), auth_(auth) {}
+  SweepServiceImpl(SweepQueue* sweeps, const TokenAuthorizer* auth,
+                   AdmissionLimit* watchers)
+      : sweeps_(sweeps), auth_(auth), watchers_(watchers) {}
 
   grpc::Status SubmitSweep(grpc::ServerContext* ctx,
                            const v1::SubmitSweepRequest* req,
@@ -65,6 +72,7 @@ class SweepServiceImpl final : public v1::SweepService::Service {
   grpc::Status CancelSweep(grpc::ServerContext* ctx,
                            const v1::CancelSweepRequest* req,
                            v1::Sweep* resp) override;
+  // RESOURCE_EXHAUSTED at once when the watcher limit is reached.
   grpc::Status WatchSweep(grpc::ServerContext* ctx,
                           const v1::WatchSweepRequest* req,
                           grpc::ServerWriter<v1::Sweep>* writer) override;
@@ -72,6 +80,7 @@ class SweepServiceImpl final : public v1::SweepService::Service {
  private:
   SweepQueue* sweeps_;
   const TokenAuthorizer* auth_;
+  AdmissionLimit* watchers_;
 };
 
 class DatasetServiceImpl final : public v1::DatasetService::Service {

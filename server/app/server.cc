@@ -7,6 +7,7 @@
 #include "core/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/server_builder.h"
 #include "server/storage/open_store.h"
 
@@ -23,6 +24,42 @@ int ToMillis(absl::Duration d) {
   if (d == absl::InfiniteDuration()) return INT_MAX;
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d),
                                             INT_MAX));
+}
+
+// The bounds against hostile clients, each with the flag that sets it.
+absl::Status CheckClientLimits(const ServerOptions& o) {
+  const auto positive = [](absl::Duration d) {
+    return d > absl::ZeroDuration();
+  };
+  // A message in flight is counted about twice (received bytes, and what
+  // they are parsed into): room for 8 of the largest before gRPC's
+  // reclaimers start cancelling streams.
+  if (o.grpc_memory_bytes < int64_t{16} * o.max_message_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-memory-bytes ", o.grpc_memory_bytes,
+        " must be at least 16 x --max-message-bytes (", o.max_message_bytes,
+        ")"));
+  }
+  if (o.max_rpc_threads < 8 || o.max_watchers < 1 ||
+      o.max_watchers > o.max_rpc_threads / 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "need --max-rpc-threads >= 8 and 1 <= --max-watchers <= half of it "
+        "(watchers hold a thread each); got ",
+        o.max_rpc_threads, " and ", o.max_watchers));
+  }
+  if (o.max_streams_per_connection < 1 || o.max_metadata_bytes < 1024) {
+    return absl::InvalidArgumentError(
+        "need --max-streams-per-connection >= 1 and --max-metadata-bytes >= "
+        "1024");
+  }
+  if (!positive(o.handshake_timeout) || !positive(o.min_ping_interval) ||
+      !positive(o.keepalive_time) || !positive(o.keepalive_timeout) ||
+      !positive(o.max_connection_idle)) {
+    return absl::InvalidArgumentError(
+        "--handshake-timeout, --min-ping-interval, --keepalive-time, "
+        "--keepalive-timeout and --max-connection-idle must be > 0");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -58,6 +95,7 @@ absl::Status SpinnetServer::Start() {
         "--max-attempts >= 1, --heartbeat-interval > 0 and --lease-ttl >= 3 "
         "heartbeat intervals");
   }
+  RETURN_IF_ERROR(CheckClientLimits(o));
   std::string token;
   if (!o.auth_token_file.empty()) {
     ASSIGN_OR_RETURN(token, LoadToken(o.auth_token_file));
@@ -106,8 +144,11 @@ absl::Status SpinnetServer::Start() {
   limits.idle_timeout = o.stream_idle_timeout;
   inference_ = std::make_unique<InferenceServiceImpl>(
       models_.get(), metrics_.get(), auth_.get(), limits);
-  training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), auth_.get());
-  sweep_ = std::make_unique<SweepServiceImpl>(sweeps_.get(), auth_.get());
+  watchers_ = std::make_unique<AdmissionLimit>("watchers", o.max_watchers);
+  training_ = std::make_unique<TrainingServiceImpl>(jobs_.get(), auth_.get(),
+                                                    watchers_.get());
+  sweep_ = std::make_unique<SweepServiceImpl>(sweeps_.get(), auth_.get(),
+                                              watchers_.get());
   dataset_ = std::make_unique<DatasetServiceImpl>(datasets_.get(), auth_.get());
   model_ = std::make_unique<ModelServiceImpl>(store_.get(), models_.get(),
                                               auth_.get());
@@ -119,15 +160,36 @@ absl::Status SpinnetServer::Start() {
 
   grpc::EnableDefaultHealthCheckService(true);
   if (o.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Our own accept loop (listener.h) rather than gRPC's, which goes deaf
+  // for good when descriptors run out once.
+  ASSIGN_OR_RETURN(listener_, Listener::Bind(o.listen));
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(o.listen, creds, &port);
-  // gRPC enables SO_REUSEPORT by default: two servers could share a port.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
+      builder.experimental().AddExternalConnectionAcceptor(
+          grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+          creds);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
                              ToMillis(o.max_connection_age));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                              ToMillis(o.max_connection_age_grace));
+  grpc::ResourceQuota quota("spinnet-server");
+  quota.Resize(static_cast<size_t>(o.grpc_memory_bytes));
+  quota.SetMaxThreads(o.max_rpc_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             o.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, o.max_metadata_bytes);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             ToMillis(o.handshake_timeout));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             ToMillis(o.min_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             ToMillis(o.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             ToMillis(o.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             ToMillis(o.max_connection_idle));
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.SetMaxSendMessageSize(o.max_message_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -141,14 +203,13 @@ absl::Status SpinnetServer::Start() {
   builder.RegisterService(metrics_service_.get());
   builder.RegisterService(inference_.get());
   server_ = builder.BuildAndStart();
-  if (server_ == nullptr || port == 0) {
-    server_.reset();
+  if (server_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", o.listen,
-                     " (address in use or invalid)"));
+        absl::StrCat("cannot start the gRPC server on ", o.listen));
   }
+  listener_->Start(std::move(acceptor));
   const size_t colon = o.listen.rfind(':');
-  address_ = absl::StrCat(o.listen.substr(0, colon), ":", port);
+  address_ = absl::StrCat(o.listen.substr(0, colon), ":", listener_->port());
   SetServing(true);
   serving_ = true;
   store_checker_ = std::thread([this] { CheckStore(); });
@@ -199,6 +260,7 @@ bool SpinnetServer::Shutdown(absl::Time deadline) {
   if (store_checker_.joinable()) store_checker_.join();
   const bool released = runner_->Stop(deadline);
   events_.Shutdown();  // watchers end now
+  listener_->Stop();
   server_->Shutdown(absl::ToChronoTime(deadline));
   return released;
 }

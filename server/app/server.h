@@ -20,6 +20,7 @@
 #include "server/api/inference_service.h"
 #include "server/api/metrics.h"
 #include "server/api/services.h"
+#include "server/app/listener.h"
 #include "server/catalog/registry.h"
 #include "server/jobs/job_events.h"
 #include "server/jobs/job_queue.h"
@@ -59,6 +60,34 @@ struct ServerOptions {
   // calls then get `max_connection_age_grace` (infinite: never cut).
   absl::Duration max_connection_age = absl::Minutes(5);
   absl::Duration max_connection_age_grace = absl::InfiniteDuration();
+  // Bounds against hostile and broken clients (README "Hostile and broken
+  // clients"). gRPC's ResourceQuota: the memory its transports and
+  // messages in flight may take (under pressure it drops new connections
+  // and cancels streams with RESOURCE_EXHAUSTED), and the threads of the
+  // sync handlers (past it: RESOURCE_EXHAUSTED "Server Threadpool
+  // Exhausted").
+  int64_t grpc_memory_bytes = int64_t{1} << 30;
+  int max_rpc_threads = 256;
+  // WatchTrainingJob and WatchSweep calls open at once: each holds an RPC
+  // thread, so at most half of them.
+  int max_watchers = 64;
+  // Per connection: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS (streams past it
+  // wait in the client for a free one), and the request headers' size.
+  int max_streams_per_connection = 256;
+  int max_metadata_bytes = 16 << 10;
+  // A connection that has not finished the TLS handshake and sent its
+  // HTTP/2 preface and SETTINGS within this is closed.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // Client keepalive pings closer together than this (and any ping without
+  // a call open) count as strikes; the third gets GOAWAY too_many_pings.
+  absl::Duration min_ping_interval = absl::Seconds(30);
+  // The server pings a connection silent for keepalive_time and closes it
+  // if the ack takes longer than keepalive_timeout (a peer that vanished).
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // A connection with no call open for this long gets GOAWAY (clients
+  // reconnect when they next call; an open Watch or stream is a call).
+  absl::Duration max_connection_idle = absl::Minutes(5);
   // Health turns NOT_SERVING while the store does not answer a ping.
   absl::Duration store_check_interval = absl::Seconds(1);
 };
@@ -101,12 +130,14 @@ class SpinnetServer {
   std::unique_ptr<SweepQueue> sweeps_;
   std::unique_ptr<JobRunner> runner_;
   std::unique_ptr<TokenAuthorizer> auth_;
+  std::unique_ptr<AdmissionLimit> watchers_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<SweepServiceImpl> sweep_;
   std::unique_ptr<DatasetServiceImpl> dataset_;
   std::unique_ptr<ModelServiceImpl> model_;
   std::unique_ptr<MetricsServiceImpl> metrics_service_;
   std::unique_ptr<InferenceServiceImpl> inference_;
+  std::unique_ptr<Listener> listener_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_, metrics_address_;
 

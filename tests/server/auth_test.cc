@@ -19,7 +19,9 @@
 #include "gtest/gtest.h"
 #include "proto/grpc_status.h"
 #include "proto/grpc_status.h"
+#include "server/app/server.h"
 #include "spinnet/v1/inference.grpc.pb.h"
+#include "spinnet/v1/metrics.grpc.pb.h"
 #include "spinnet/v1/model.grpc.pb.h"
 
 namespace spinnet::server {
@@ -349,6 +351,34 @@ TEST_F(TlsTest, ServerOnlyTls) {
   EXPECT_EQ(
       Call(server.address(), grpc::InsecureChannelCredentials()).error_code(),
       grpc::StatusCode::UNAVAILABLE);
+}
+
+// SpinnetServer accepts connections itself (server/app/listener.h) and
+// hands them to gRPC with its credentials: mutual TLS holds there as well.
+TEST_F(TlsTest, SpinnetServerListenerKeepsMutualTls) {
+  ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "";
+  options.data_dir = Path("data");
+  options.tls = {Path("server.pem"), Path("server.key"), Path("ca.pem")};
+  SpinnetServer server(options);
+  const absl::Status started = server.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  const auto stats = [&](std::shared_ptr<grpc::ChannelCredentials> creds) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    v1::ServerStats response;
+    return v1::MetricsService::NewStub(
+               grpc::CreateChannel(server.address(), std::move(creds)))
+        ->GetServerStats(&ctx, v1::GetServerStatsRequest(), &response);
+  };
+  const grpc::Status good = stats(ClientCredentials("client"));
+  EXPECT_TRUE(good.ok()) << good.error_message();
+  EXPECT_EQ(stats(ClientCredentials("")).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(stats(grpc::InsecureChannelCredentials()).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST(SplitHostPortTest, Parts) {

@@ -1114,6 +1114,57 @@ TEST_F(IntegrationTest, StreamLimitRejectsAtOnce) {
   ASSERT_OK(client_->OpenStream("m", 0, 0));
 }
 
+// Watchers hold an RPC thread each: past --max-watchers (shared by both
+// Watch RPCs) a watch is refused at once, and a finished one frees its slot.
+TEST_F(IntegrationTest, WatchLimitRejectsAtOnce) {
+  ServerOptions options = Options();
+  options.max_watchers = 1;
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  ASSERT_OK_AND_ASSIGN(const v1::TrainingJob job, StartLongJob("long"));
+  auto training = v1::TrainingService::NewStub(Channel());
+  auto sweeps = v1::SweepService::NewStub(Channel());
+  v1::WatchTrainingJobRequest request;
+  request.set_job_id(job.id());
+  auto first_context = std::make_unique<grpc::ClientContext>();
+  auto first = training->WatchTrainingJob(first_context.get(), request);
+  v1::WatchTrainingJobResponse update;
+  ASSERT_TRUE(first->Read(&update));  // the snapshot: the watch is open
+
+  const absl::Time start = absl::Now();
+  grpc::ClientContext second_context;
+  auto second = training->WatchTrainingJob(&second_context, request);
+  EXPECT_FALSE(second->Read(&update));
+  EXPECT_THAT(api::FromGrpcStatus(second->Finish()),
+              StatusIs(Code::kResourceExhausted, "too many watchers (limit 1)"));
+  grpc::ClientContext sweep_context;
+  v1::WatchSweepRequest sweep_request;
+  sweep_request.set_sweep_id("no-such-sweep");
+  auto sweep = sweeps->WatchSweep(&sweep_context, sweep_request);
+  v1::Sweep unused;
+  EXPECT_FALSE(sweep->Read(&unused));
+  EXPECT_THAT(api::FromGrpcStatus(sweep->Finish()),
+              StatusIs(Code::kResourceExhausted, "too many watchers"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+
+  first_context->TryCancel();
+  while (first->Read(&update)) {
+  }
+  first->Finish();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+        auto again = training->WatchTrainingJob(&context, request);
+        const bool open = again->Read(&update);
+        context.TryCancel();
+        while (again->Read(&update)) {
+        }
+        again->Finish();
+        return open;
+      },
+      absl::Seconds(3)));
+}
+
 // ---------------------------------------------------------------------------
 // 7. Deadlines and client cancellation.
 
