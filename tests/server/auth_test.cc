@@ -18,7 +18,6 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "proto/grpc_status.h"
-#include "proto/grpc_status.h"
 #include "spinnet/v1/inference.grpc.pb.h"
 #include "spinnet/v1/model.grpc.pb.h"
 
@@ -86,7 +85,14 @@ class AuthorizedInference final : public v1::InferenceService::Service {
   explicit AuthorizedInference(const TokenAuthorizer* auth) : auth_(auth) {}
   grpc::Status Classify(grpc::ServerContext* ctx, const v1::ClassifyRequest*,
                         v1::ClassifyResponse*) override {
-    return api::ToGrpcStatus(auth_->Authorize(*ctx));
+    return api::ToGrpcStatus(auth_->Authorize(*ctx, rpc::kClassify));
+  }
+  // A handler naming an RPC the table does not have: a bug, INTERNAL.
+  grpc::Status TraceNeurons(grpc::ServerContext* ctx,
+                            const v1::TraceNeuronsRequest*,
+                            v1::TraceNeuronsResponse*) override {
+    return api::ToGrpcStatus(
+        auth_->Authorize(*ctx, "spinnet.v1.InferenceService/Trace"));
   }
 
  private:
@@ -100,7 +106,16 @@ class AuthorizedModels final : public v1::ModelService::CallbackService {
                                      const v1::GetModelRequest*,
                                      v1::Model*) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(api::ToGrpcStatus(auth_->Authorize(*ctx)));
+    reactor->Finish(api::ToGrpcStatus(auth_->Authorize(*ctx, rpc::kGetModel)));
+    return reactor;
+  }
+  // Needs admin.
+  grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* ctx,
+                                        const v1::DeleteModelRequest*,
+                                        v1::DeleteModelResponse*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(
+        api::ToGrpcStatus(auth_->Authorize(*ctx, rpc::kDeleteModel)));
     return reactor;
   }
 
@@ -165,8 +180,24 @@ struct AuthCase {
   std::string message;
 };
 
+grpc::Status CallDelete(const std::shared_ptr<grpc::Channel>& channel,
+                        const std::string& authorization) {
+  grpc::ClientContext ctx;
+  PrepareContext(&ctx, authorization);
+  v1::DeleteModelResponse response;
+  return v1::ModelService::NewStub(channel)->DeleteModel(
+      &ctx, v1::DeleteModelRequest(), &response);
+}
+
+TokenTable OneClient(const std::string& name, Role role,
+                     const std::string& token) {
+  TokenTable table;
+  EXPECT_TRUE(table.Add(name, role, token, "test").ok());
+  return table;
+}
+
 TEST(TokenAuthorizerTest, ChecksBearerTokenOnRealCalls) {
-  const TokenAuthorizer auth("s3cr3t");
+  const TokenAuthorizer auth(OneClient("tester", Role::kAdmin, "s3cr3t"));
   EXPECT_TRUE(auth.enabled());
   TestServer server(&auth, grpc::InsecureServerCredentials());
   ASSERT_TRUE(server.started());
@@ -188,7 +219,7 @@ TEST(TokenAuthorizerTest, ChecksBearerTokenOnRealCalls) {
       {"bearer s3cr3t", grpc::StatusCode::OK, ""},
   };
   for (const AuthCase& c : cases) {
-    for (const auto call : {&CallSync, &CallCallback}) {
+    for (const auto call : {&CallSync, &CallCallback, &CallDelete}) {
       const grpc::Status status = call(channel, c.authorization);
       EXPECT_EQ(status.error_code(), c.code)
           << "'" << c.authorization << "': " << status.error_message();
@@ -198,7 +229,7 @@ TEST(TokenAuthorizerTest, ChecksBearerTokenOnRealCalls) {
 }
 
 TEST(TokenAuthorizerTest, AuthOffAllowsEverything) {
-  const TokenAuthorizer auth("");
+  const TokenAuthorizer auth;
   EXPECT_FALSE(auth.enabled());
   TestServer server(&auth, grpc::InsecureServerCredentials());
   ASSERT_TRUE(server.started());
@@ -207,7 +238,98 @@ TEST(TokenAuthorizerTest, AuthOffAllowsEverything) {
   for (const std::string authorization : {"", "Bearer anything"}) {
     EXPECT_TRUE(CallSync(channel, authorization).ok());
     EXPECT_TRUE(CallCallback(channel, authorization).ok());
+    EXPECT_TRUE(CallDelete(channel, authorization).ok());
   }
+}
+
+TEST(TokenAuthorizerTest, RoleTooLowIsPermissionDeniedNamingClientAndRight) {
+  TokenTable table = OneClient("rita", Role::kReader, "reader-token");
+  ASSERT_TRUE(table.Add("ada", Role::kAdmin, "admin-token", "test").ok());
+  const TokenAuthorizer auth(std::move(table));
+  TestServer server(&auth, grpc::InsecureServerCredentials());
+  ASSERT_TRUE(server.started());
+  const auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+
+  EXPECT_TRUE(CallCallback(channel, "Bearer reader-token").ok());
+  const grpc::Status denied = CallDelete(channel, "Bearer reader-token");
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(denied.error_message(),
+            "client 'rita' has role reader; "
+            "spinnet.v1.ModelService/DeleteModel needs role admin");
+  EXPECT_TRUE(CallDelete(channel, "Bearer admin-token").ok());
+  // Authentication comes first: no role is told to a stranger.
+  EXPECT_EQ(CallDelete(channel, "Bearer nobody").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CallDelete(channel, "").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST(TokenAuthorizerTest, RpcWithoutRowIsInternalEvenWithAuthOff) {
+  const TokenAuthorizer off;
+  TestServer server(&off, grpc::InsecureServerCredentials());
+  ASSERT_TRUE(server.started());
+  grpc::ClientContext ctx;
+  PrepareContext(&ctx, "");
+  v1::TraceNeuronsResponse response;
+  const grpc::Status status =
+      v1::InferenceService::NewStub(
+          grpc::CreateChannel(server.address(),
+                              grpc::InsecureChannelCredentials()))
+          ->TraceNeurons(&ctx, v1::TraceNeuronsRequest(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(status.error_message(), HasSubstr("no row"));
+}
+
+// Reload swaps the whole table; a bad file keeps the old one.
+TEST(TokenAuthorizerTest, ReloadSwapsTableOrKeepsOldOnError) {
+  const TempDir temp;
+  const std::string& dir = temp.path();
+  const std::string tokens =
+      WriteTemp(dir, "tokens", TokenFileLine("alice", Role::kReader, "a-tok"));
+  const std::string token = WriteTemp(dir, "token", "raw-tok\n");
+  absl::StatusOr<std::unique_ptr<TokenAuthorizer>> auth =
+      TokenAuthorizer::Open({tokens, token});
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  ASSERT_TRUE((*auth)->enabled());
+  const auto client_of = [&](const std::string& bearer) {
+    const std::string value = "Bearer " + bearer;
+    const std::multimap<grpc::string_ref, grpc::string_ref> metadata = {
+        {"authorization", value}};
+    return (*auth)->ClientOf(metadata);
+  };
+  EXPECT_EQ(client_of("a-tok"), "alice");
+  EXPECT_EQ(client_of("raw-tok"), "token-file");
+  EXPECT_EQ(client_of("b-tok"), "unauthenticated");
+
+  // alice revoked, bob added, the raw token rotated.
+  WriteTemp(dir, "tokens",
+            TokenFileLine("bob", Role::kTrainer, "b-tok") + "\n");
+  WriteTemp(dir, "token", "new-raw-tok");
+  const absl::StatusOr<size_t> reloaded = (*auth)->Reload();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(*reloaded, 2u);
+  EXPECT_EQ(client_of("a-tok"), "unauthenticated");
+  EXPECT_EQ(client_of("b-tok"), "bob");
+  EXPECT_EQ(client_of("raw-tok"), "unauthenticated");
+  EXPECT_EQ(client_of("new-raw-tok"), "token-file");
+
+  WriteTemp(dir, "tokens", "carol reader b-tok\n");  // a raw token: refused
+  const absl::StatusOr<size_t> bad = (*auth)->Reload();
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr(tokens + ":1"));
+  EXPECT_THAT(bad.status().message(), Not(HasSubstr("b-tok")));
+  EXPECT_EQ(client_of("b-tok"), "bob");  // the old table still answers
+  std::filesystem::remove(tokens);
+  EXPECT_EQ((*auth)->Reload().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_of("b-tok"), "bob");
+
+  const TokenAuthorizer off;
+  EXPECT_EQ(off.ClientOf({}), "anonymous");
+  EXPECT_EQ(TokenAuthorizer(OneClient("x", Role::kReader, "t")).Reload()
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(MakeServerCredentialsTest, InsecureWhenNothingIsSet) {
@@ -313,7 +435,7 @@ class TlsTest : public ::testing::Test {
 
   static TempDir* temp_;
   static const std::string* dir_;
-  const TokenAuthorizer no_token_{""};
+  const TokenAuthorizer no_token_;
 };
 TempDir* TlsTest::temp_ = nullptr;
 const std::string* TlsTest::dir_ = nullptr;
