@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -201,14 +202,16 @@ absl::Status TokenTable::AddDigest(TokenClient client) {
 
 const TokenClient* TokenTable::Find(absl::string_view token) const {
   const TokenDigest digest = Sha256(token);
+  uint64_t want[4];
+  std::memcpy(want, digest.data(), sizeof(want));
   const TokenClient* found = nullptr;
   for (const TokenClient& client : clients_) {
-    // Every byte of every entry, whatever matched before (volatile keeps
-    // the compiler from stopping at the first difference).
-    volatile uint8_t diff = 0;
-    for (size_t i = 0; i < digest.size(); ++i) {
-      diff = diff | static_cast<uint8_t>(digest[i] ^ client.digest[i]);
-    }
+    // Every word of every entry, whatever matched before; the volatile
+    // store keeps the compiler from turning the OR into an early exit.
+    uint64_t have[4];
+    std::memcpy(have, client.digest.data(), sizeof(have));
+    volatile uint64_t diff = (want[0] ^ have[0]) | (want[1] ^ have[1]) |
+                             (want[2] ^ have[2]) | (want[3] ^ have[3]);
     if (diff == 0) found = &client;
   }
   return found;
