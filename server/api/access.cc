@@ -21,6 +21,7 @@ namespace spinnet::server {
 namespace {
 
 constexpr absl::string_view kDigestPrefix = "sha256:";
+constexpr absl::string_view kSubjectPrefix = "x509:";
 constexpr size_t kMaxNameLength = 64;
 constexpr size_t kTokenBytes = 32;
 
@@ -139,9 +140,12 @@ absl::StatusOr<TokenTable> TokenTable::Parse(absl::string_view text,
     const std::vector<absl::string_view> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
     if (fields.empty()) continue;
+    // A subject may hold spaces ("O=My Lab"): the rest of the line.
+    const bool by_subject =
+        fields.size() >= 3 && absl::StartsWith(fields[2], kSubjectPrefix);
     // No field is echoed in full: a raw token pasted by mistake must not
     // reach a log.
-    if (fields.size() != 3) {
+    if (fields.size() != 3 && !by_subject) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": ", fields.size(),
                        " fields; expected 'CLIENT ROLE sha256:HEX'"));
@@ -158,13 +162,21 @@ absl::StatusOr<TokenTable> TokenTable::Parse(absl::string_view text,
           "'; the roles are reader, trainer and admin"));
     }
     TokenClient client{std::string(fields[0]), *role, {}, where};
-    if (!ParseDigest(fields[2], &client.digest)) {
+    if (by_subject) {
+      client.x509_subject = std::string(absl::StripAsciiWhitespace(
+          line.substr(fields[2].data() + kSubjectPrefix.size() - line.data())));
+      if (client.x509_subject.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": 'x509:' without a certificate subject"));
+      }
+    } else if (!ParseDigest(fields[2], &client.digest)) {
       return absl::InvalidArgumentError(absl::StrCat(
           where,
           ": the third field must be 'sha256:' and 64 hex digits, the "
-          "token's hash (spinnet token new makes lines), not the token"));
+          "token's hash (spinnet token new makes lines), not the token, or "
+          "'x509:' and a certificate subject"));
     }
-    RETURN_IF_ERROR(table.AddDigest(std::move(client)));
+    RETURN_IF_ERROR(table.AddClient(std::move(client)));
   }
   if (table.clients_.empty()) {
     return absl::InvalidArgumentError(
@@ -180,22 +192,30 @@ absl::Status TokenTable::Add(std::string name, Role role,
   if (token.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": empty token"));
   }
-  return AddDigest({std::move(name), role, Sha256(token), std::move(where)});
+  return AddClient({std::move(name), role, Sha256(token), std::move(where)});
 }
 
-absl::Status TokenTable::AddDigest(TokenClient client) {
+absl::Status TokenTable::AddClient(TokenClient client) {
   for (const TokenClient& other : clients_) {
     if (other.name == client.name) {
       return absl::InvalidArgumentError(
           absl::StrCat(client.where, ": client '", client.name,
                        "' is already defined at ", other.where));
     }
-    if (other.digest == client.digest) {
+    if (!client.x509_subject.empty()) {
+      if (other.x509_subject == client.x509_subject) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            client.where, ": client '", client.name,
+            "' has the same certificate subject as '", other.name, "' at ",
+            other.where));
+      }
+    } else if (other.x509_subject.empty() && other.digest == client.digest) {
       return absl::InvalidArgumentError(absl::StrCat(
           client.where, ": client '", client.name, "' has the same token as '",
           other.name, "' at ", other.where, "; give each client its own"));
     }
   }
+  has_subjects_ = has_subjects_ || !client.x509_subject.empty();
   clients_.push_back(std::move(client));
   return absl::OkStatus();
 }
@@ -212,9 +232,19 @@ const TokenClient* TokenTable::Find(absl::string_view token) const {
     std::memcpy(have, client.digest.data(), sizeof(have));
     volatile uint64_t diff = (want[0] ^ have[0]) | (want[1] ^ have[1]) |
                              (want[2] ^ have[2]) | (want[3] ^ have[3]);
-    if (diff == 0) found = &client;
+    // Which entries are certificates is no secret of the caller's.
+    if (diff == 0 && client.x509_subject.empty()) found = &client;
   }
   return found;
+}
+
+const TokenClient* TokenTable::FindSubject(absl::string_view subject) const {
+  for (const TokenClient& client : clients_) {
+    if (!client.x509_subject.empty() && client.x509_subject == subject) {
+      return &client;
+    }
+  }
+  return nullptr;
 }
 
 absl::StatusOr<std::string> LoadToken(const std::string& path) {

@@ -3,8 +3,10 @@
 // CLI links it to make token-file lines; auth.h applies it to calls.
 //
 // A token file holds one client a line, "CLIENT ROLE sha256:HEX", where HEX
-// is the SHA-256 of the client's bearer token; '#' starts a comment, blank
-// lines are allowed. Only hashes are stored. Tokens are 256-bit random
+// is the SHA-256 of the client's bearer token, or "CLIENT ROLE x509:SUBJECT"
+// for a mutual-TLS client known by its verified certificate's subject (as
+// gRPC's x509_subject property gives it: RFC 2253, "CN=ci,O=lab"); '#'
+// starts a comment, blank lines are allowed. Only hashes are stored. Tokens are 256-bit random
 // secrets (NewToken), so an unsalted SHA-256 is enough: there is no
 // dictionary to try, and a salt or a slow hash only protects guessable
 // secrets such as passwords.
@@ -94,8 +96,9 @@ using TokenDigest = std::array<uint8_t, 32>;  // SHA-256 of a token
 struct TokenClient {
   std::string name;
   Role role;
-  TokenDigest digest;
-  std::string where;  // "FILE:LINE" or the flag it came from, for errors
+  TokenDigest digest;  // of its token, unless x509_subject is set
+  std::string where;   // "FILE:LINE" or the flag it came from, for errors
+  std::string x509_subject = {};  // set: known by its certificate, no token
 };
 
 // Clients and the digests of their tokens. Immutable once built: a reload
@@ -104,10 +107,10 @@ class TokenTable {
  public:
   // Parses a token file's text; `path` names it in errors, which also give
   // the line: a line that is not three fields, an unknown role, a hash that
-  // is not "sha256:" and 64 hex digits, a client name that is malformed
+  // is not "sha256:" and 64 hex digits, an empty "x509:" subject, a client name that is malformed
   // (1-64 of [A-Za-z0-9._@-], starting alphanumeric) or reserved
-  // ("anonymous", "unauthenticated", "token-file"), a name or a token given
-  // twice, a file without clients. All INVALID_ARGUMENT; no message repeats
+  // ("anonymous", "unauthenticated", "token-file"), a name, token or
+  // subject given twice, a file without clients. All INVALID_ARGUMENT; no message repeats
   // a token or hash field.
   static absl::StatusOr<TokenTable> Parse(absl::string_view text,
                                           const std::string& path);
@@ -123,12 +126,18 @@ class TokenTable {
   // the table's size only, not on which entry or how much of one matched.
   const TokenClient* Find(absl::string_view token) const;
 
+  // The client known by certificate subject `subject`, or nullptr (the
+  // subject is no secret: an ordinary search).
+  const TokenClient* FindSubject(absl::string_view subject) const;
+  bool has_subjects() const { return has_subjects_; }
+
   const std::vector<TokenClient>& clients() const { return clients_; }
 
  private:
-  absl::Status AddDigest(TokenClient client);
+  absl::Status AddClient(TokenClient client);
 
   std::vector<TokenClient> clients_;
+  bool has_subjects_ = false;
 };
 
 // The files the clients come from; both may be given.

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -13,6 +14,8 @@
 #include "core/file_util.h"
 #include "core/logging.h"
 #include "core/status_macros.h"
+#include "grpc/grpc_security_constants.h"
+#include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace spinnet::server {
@@ -72,10 +75,31 @@ absl::StatusOr<size_t> TokenAuthorizer::Reload() {
 const TokenClient* TokenAuthorizer::Identify(
     const TokenTable& table,
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
-    absl::Status* status) const {
+    const grpc::ServerContextBase* ctx, absl::Status* status) const {
   const auto it = metadata.find("authorization");
   if (it == metadata.end()) {
-    *status = absl::UnauthenticatedError("missing bearer token");
+    // The TLS layer verified the certificate against --tls-client-ca
+    // before the call could start; with insecure credentials there is no
+    // property.
+    std::vector<grpc::string_ref> subjects;
+    if (ctx != nullptr && table.has_subjects()) {
+      const std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+      if (auth != nullptr) {
+        subjects = auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
+      }
+    }
+    for (const grpc::string_ref& subject : subjects) {
+      const TokenClient* client =
+          table.FindSubject(absl::string_view(subject.data(), subject.size()));
+      if (client != nullptr) return client;
+    }
+    *status = absl::UnauthenticatedError(
+        subjects.empty()
+            ? "missing bearer token"
+            : absl::StrCat("missing bearer token, and client certificate ",
+                           absl::string_view(subjects[0].data(),
+                                             subjects[0].size()),
+                           " names no client"));
     return nullptr;
   }
   const absl::string_view value(it->second.data(), it->second.size());
@@ -105,7 +129,7 @@ absl::Status TokenAuthorizer::Authorize(const grpc::ServerContextBase& ctx,
   }
   absl::Status status;
   const TokenClient* client =
-      Identify(*current, ctx.client_metadata(), &status);
+      Identify(*current, ctx.client_metadata(), &ctx, &status);
   if (client == nullptr) {
     SPINNET_LOG(Warning, "refused ", rpc, " from ", ctx.peer(), ": ",
                 status.message());
@@ -125,11 +149,12 @@ absl::Status TokenAuthorizer::Authorize(const grpc::ServerContextBase& ctx,
 }
 
 std::string TokenAuthorizer::ClientOf(
-    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const grpc::ServerContextBase* ctx) const {
   const std::shared_ptr<const TokenTable> current = table();
   if (current == nullptr) return "anonymous";
   absl::Status status;
-  const TokenClient* client = Identify(*current, metadata, &status);
+  const TokenClient* client = Identify(*current, metadata, ctx, &status);
   return client == nullptr ? "unauthenticated" : client->name;
 }
 

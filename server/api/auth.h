@@ -48,8 +48,10 @@ class TokenAuthorizer {
 
   // Whether the call may run `rpc` (RpcRoles()'s name, no leading '/').
   // OK if auth is off or the call carries "authorization: Bearer <token>"
-  // (scheme case-insensitive) of a client whose role may call `rpc`.
-  // UNAUTHENTICATED "missing bearer token" without authorization metadata,
+  // (scheme case-insensitive) of a client whose role may call `rpc`, or,
+  // without that metadata, comes over mutual TLS with a verified client
+  // certificate whose subject the table names (a token wins over a
+  // certificate). UNAUTHENTICATED "missing bearer token" without either,
   // "invalid bearer token" for a token of no client; PERMISSION_DENIED
   // naming the client, its role and the role `rpc` needs; INTERNAL for an
   // `rpc` with no row (a bug). Denials, and allowed calls that change state
@@ -58,21 +60,24 @@ class TokenAuthorizer {
   absl::Status Authorize(const grpc::ServerContextBase& ctx,
                          absl::string_view rpc) const;
 
-  // The client a call's metadata names, for metrics: its name, "anonymous"
-  // with auth off, "unauthenticated" for a missing or unknown token. Only
-  // names in the token files, so the label's values are bounded.
+  // The client a call's metadata (and, given `ctx`, its certificate) names,
+  // for metrics: its name, "anonymous" with auth off, "unauthenticated" for
+  // a missing or unknown token. Only names in the token files, so the
+  // label's values are bounded.
   std::string ClientOf(
-      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
+      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+      const grpc::ServerContextBase* ctx = nullptr) const;
 
  private:
   std::shared_ptr<const TokenTable> table() const {
     return std::atomic_load(&table_);
   }
-  // The client the metadata's token belongs to; `status` says why none.
+  // The client the metadata's token, or else the certificate of `ctx` (if
+  // given), belongs to; `status` says why none.
   const TokenClient* Identify(
       const TokenTable& table,
       const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
-      absl::Status* status) const;
+      const grpc::ServerContextBase* ctx, absl::Status* status) const;
 
   TokenFiles files_;
   std::shared_ptr<const TokenTable> table_;  // null: auth off; atomic_load

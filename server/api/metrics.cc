@@ -45,17 +45,19 @@ std::string CodeName(int code) {
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
   RpcMetricsInterceptor(ServerMetrics* metrics, const TokenAuthorizer* auth,
-                        const char* method)
+                        grpc::experimental::ServerRpcInfo* info)
       : metrics_(metrics),
         auth_(auth),
-        method_(method == nullptr ? "" : method),
+        info_(info),
+        method_(info->method() == nullptr ? "" : info->method()),
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
     using Hook = grpc::experimental::InterceptionHookPoints;
     if (batch->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA)) {
       start_ = std::chrono::steady_clock::now();
-      client_ = auth_->ClientOf(*batch->GetRecvInitialMetadata());
+      client_ = auth_->ClientOf(*batch->GetRecvInitialMetadata(),
+                                info_->server_context());
     }
     if (batch->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
       const std::chrono::duration<double> elapsed =
@@ -69,6 +71,7 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  private:
   ServerMetrics* const metrics_;
   const TokenAuthorizer* const auth_;
+  grpc::experimental::ServerRpcInfo* const info_;  // outlives interceptors
   // Points into the method table or the call's context, both of which
   // outlive the call's interceptors.
   const char* const method_;
@@ -85,7 +88,7 @@ class RpcMetricsInterceptorFactory
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RpcMetricsInterceptor(metrics_, auth_, info->method());
+    return new RpcMetricsInterceptor(metrics_, auth_, info);
   }
 
  private:

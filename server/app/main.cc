@@ -74,8 +74,9 @@ const std::vector<Flag>& Flags() {
          return ParseSeconds(v, &o->stream_idle_timeout);
        }},
       {"auth-tokens-file", "clients, roles and token hashes, a line each "
-                           "'CLIENT ROLE sha256:HEX' (spinnet token new); "
-                           "reread on SIGHUP",
+                           "'CLIENT ROLE sha256:HEX' (spinnet token new) or "
+                           "'CLIENT ROLE x509:SUBJECT' (mutual TLS); reread "
+                           "on SIGHUP",
        false, [](const std::string& v, O* o) { o->auth_tokens_file = v; return true; }},
       {"auth-token-file", "require 'authorization: Bearer <token in file>' "
                           "(an admin client named token-file; reread on "

@@ -91,6 +91,24 @@ TEST(TokenTableTest, ParsesLinesCommentsAndBlanks) {
   EXPECT_EQ(table->Find("tok-c"), &table->clients()[2]);
 }
 
+TEST(TokenTableTest, CertificateSubjects) {
+  const absl::StatusOr<TokenTable> table = TokenTable::Parse(
+      absl::StrCat("ci trainer x509:CN=ci runner,O=My Lab  # spaces kept\n",
+                   TokenFileLine("alice", Role::kReader, "tok-a"), "\n"),
+      "tokens");
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_TRUE(table->has_subjects());
+  ASSERT_NE(table->FindSubject("CN=ci runner,O=My Lab"), nullptr);
+  EXPECT_EQ(table->FindSubject("CN=ci runner,O=My Lab")->role, Role::kTrainer);
+  EXPECT_EQ(table->FindSubject("CN=ci runner"), nullptr);
+  EXPECT_EQ(table->FindSubject(""), nullptr);
+  EXPECT_EQ(table->Find("CN=ci runner,O=My Lab"), nullptr);
+  EXPECT_EQ(table->Find(""), nullptr);  // a subject entry has no token
+  EXPECT_EQ(table->Find("tok-a")->name, "alice");
+  EXPECT_FALSE(TokenTable::Parse(TokenFileLine("a", Role::kReader, "t"), "f")
+                   ->has_subjects());
+}
+
 // Find compares digests in full for every entry (by construction); here its
 // answers: only the exact token matches.
 TEST(TokenTableTest, FindMatchesExactTokenOnly) {
@@ -139,6 +157,9 @@ TEST(TokenTableTest, ErrorsNameFileAndLineAndNeverTheSecret) {
       {"al/ice reader sha256:" + hex, "tokens:1", "client name 'al/ice'"},
       {std::string(65, 'a') + " reader sha256:" + hex, "tokens:1",
        "must be 1-64"},
+      {"alice reader x509:", "tokens:1", "without a certificate subject"},
+      {"alice reader x509:CN=a\nbob admin x509:CN=a", "tokens:2",
+       "client 'bob' has the same certificate subject as 'alice'"},
       {"anonymous reader sha256:" + hex, "tokens:1", "reserved"},
       {"unauthenticated reader sha256:" + hex, "tokens:1", "reserved"},
       {"token-file admin sha256:" + hex, "tokens:1", "reserved"},

@@ -380,6 +380,7 @@ class TlsTest : public ::testing::Test {
              "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
              "extendedKeyUsage=serverAuth\n");
     MakeCert("client", "client", "ca", "extendedKeyUsage=clientAuth\n");
+    MakeCert("lab_client", "ci/O=lab", "ca", "extendedKeyUsage=clientAuth\n");
     MakeCert("foreign_client", "client", "foreign_ca",
              "extendedKeyUsage=clientAuth\n");
   }
@@ -457,6 +458,57 @@ TEST_F(TlsTest, MutualTlsRequiresTrustedClientCertificate) {
   EXPECT_EQ(
       Call(server.address(), grpc::InsecureChannelCredentials()).error_code(),
       grpc::StatusCode::UNAVAILABLE);
+}
+
+// A client known by its certificate's subject needs no token over mutual
+// TLS; a token still works and wins; an unknown certificate gets the usual
+// UNAUTHENTICATED.
+TEST_F(TlsTest, MutualTlsClientMappedToRoleBySubject) {
+  const absl::StatusOr<TokenTable> table = TokenTable::Parse(
+      absl::StrCat("robot reader x509:CN=client\n",
+                   // RFC 2253 order, as `openssl x509 -noout -subject
+                   // -nameopt RFC2253` prints it: the last RDN first.
+                   "lab-ci trainer x509:O=lab,CN=ci\n",
+                   TokenFileLine("ada", Role::kAdmin, "admin-token"), "\n"),
+      "tokens");
+  ASSERT_TRUE(table.ok()) << table.status();
+  const TokenAuthorizer auth(*table);
+  const auto credentials = MakeServerCredentials(
+      {Path("server.pem"), Path("server.key"), Path("ca.pem")});
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  TestServer server(&auth, *credentials);
+  ASSERT_TRUE(server.started());
+  const auto channel =
+      grpc::CreateChannel(server.address(), ClientCredentials("client"));
+
+  const grpc::Status read = CallCallback(channel, "");
+  EXPECT_TRUE(read.ok()) << read.error_message();
+  const grpc::Status denied = CallDelete(channel, "");
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(denied.error_message(), HasSubstr("client 'robot' has role reader"));
+  EXPECT_TRUE(CallDelete(channel, "Bearer admin-token").ok());
+  EXPECT_EQ(CallCallback(channel, "Bearer wrong").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  const grpc::Status lab = CallDelete(
+      grpc::CreateChannel(server.address(), ClientCredentials("lab_client")),
+      "");
+  EXPECT_EQ(lab.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(lab.error_message(), HasSubstr("client 'lab-ci' has role trainer"));
+
+  // The same CA's certificate for another subject names no client.
+  const absl::StatusOr<TokenTable> other =
+      TokenTable::Parse("robot reader x509:CN=someone-else\n", "tokens");
+  ASSERT_TRUE(other.ok()) << other.status();
+  const TokenAuthorizer other_auth(*other);
+  TestServer other_server(&other_auth, *credentials);
+  ASSERT_TRUE(other_server.started());
+  const grpc::Status unknown = CallCallback(
+      grpc::CreateChannel(other_server.address(), ClientCredentials("client")),
+      "");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(unknown.error_message(),
+            "missing bearer token, and client certificate CN=client names no "
+            "client");
 }
 
 TEST_F(TlsTest, ServerOnlyTls) {
