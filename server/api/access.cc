@@ -204,10 +204,10 @@ absl::Status TokenTable::AddClient(TokenClient client) {
     }
     if (!client.x509_subject.empty()) {
       if (other.x509_subject == client.x509_subject) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            client.where, ": client '", client.name,
-            "' has the same certificate subject as '", other.name, "' at ",
-            other.where));
+        return absl::InvalidArgumentError(
+            absl::StrCat(client.where, ": client '", client.name,
+                         "' has the same certificate subject as '", other.name,
+                         "' at ", other.where));
       }
     } else if (other.x509_subject.empty() && other.digest == client.digest) {
       return absl::InvalidArgumentError(absl::StrCat(

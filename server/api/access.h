@@ -6,10 +6,10 @@
 // is the SHA-256 of the client's bearer token, or "CLIENT ROLE x509:SUBJECT"
 // for a mutual-TLS client known by its verified certificate's subject (as
 // gRPC's x509_subject property gives it: RFC 2253, "CN=ci,O=lab"); '#'
-// starts a comment, blank lines are allowed. Only hashes are stored. Tokens are 256-bit random
-// secrets (NewToken), so an unsalted SHA-256 is enough: there is no
-// dictionary to try, and a salt or a slow hash only protects guessable
-// secrets such as passwords.
+// starts a comment, blank lines are allowed. Only hashes are stored: tokens
+// are 256-bit random secrets (NewToken), so an unsalted SHA-256 is enough;
+// there is no dictionary to try, and a salt or a slow hash only protects
+// guessable secrets such as passwords.
 #ifndef SPINNET_SERVER_API_ACCESS_H_
 #define SPINNET_SERVER_API_ACCESS_H_
 
@@ -101,17 +101,18 @@ struct TokenClient {
   std::string x509_subject = {};  // set: known by its certificate, no token
 };
 
-// Clients and the digests of their tokens. Immutable once built: a reload
+// Clients and the digests of their tokens (or their certificate
+// subjects). Immutable once built: a reload
 // builds a new table and swaps it in (auth.h).
 class TokenTable {
  public:
   // Parses a token file's text; `path` names it in errors, which also give
   // the line: a line that is not three fields, an unknown role, a hash that
-  // is not "sha256:" and 64 hex digits, an empty "x509:" subject, a client name that is malformed
-  // (1-64 of [A-Za-z0-9._@-], starting alphanumeric) or reserved
-  // ("anonymous", "unauthenticated", "token-file"), a name, token or
-  // subject given twice, a file without clients. All INVALID_ARGUMENT; no message repeats
-  // a token or hash field.
+  // is not "sha256:" and 64 hex digits, an empty "x509:" subject, a client
+  // name that is malformed (1-64 of [A-Za-z0-9._@-], starting alphanumeric)
+  // or reserved ("anonymous", "unauthenticated", "token-file"), a name,
+  // token or subject given twice, a file without clients. All
+  // INVALID_ARGUMENT; no message repeats a token or hash field.
   static absl::StatusOr<TokenTable> Parse(absl::string_view text,
                                           const std::string& path);
 
@@ -142,7 +143,7 @@ class TokenTable {
 
 // The files the clients come from; both may be given.
 struct TokenFiles {
-  std::string tokens_file;  // --auth-tokens-file: "CLIENT ROLE sha256:HEX"
+  std::string tokens_file;  // --auth-tokens-file: the format above
   std::string token_file;   // --auth-token-file: one raw token, an admin
                             // client named "token-file"
 };

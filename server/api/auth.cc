@@ -42,40 +42,12 @@ bool IsHostChar(char c, bool ipv6_literal) {
                       : (c == '.' || c == '-' || c == '_');
 }
 
-}  // namespace
-
-TokenAuthorizer::TokenAuthorizer(TokenTable table)
-    : table_(std::make_shared<const TokenTable>(std::move(table))) {}
-
-absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Open(
-    TokenFiles files) {
-  auto auth = std::make_unique<TokenAuthorizer>();
-  auth->files_ = std::move(files);
-  if (!auth->files_.tokens_file.empty() || !auth->files_.token_file.empty()) {
-    ASSIGN_OR_RETURN(TokenTable table, LoadTokenTable(auth->files_));
-    auth->table_ = std::make_shared<const TokenTable>(std::move(table));
-  }
-  return auth;
-}
-
-absl::StatusOr<size_t> TokenAuthorizer::Reload() {
-  if (files_.tokens_file.empty() && files_.token_file.empty()) {
-    return absl::FailedPreconditionError(
-        "auth is off (no --auth-tokens-file or --auth-token-file): nothing "
-        "to reload");
-  }
-  ASSIGN_OR_RETURN(TokenTable table, LoadTokenTable(files_));
-  const size_t clients = table.clients().size();
-  std::atomic_store(&table_,
-                    std::shared_ptr<const TokenTable>(
-                        std::make_shared<const TokenTable>(std::move(table))));
-  return clients;
-}
-
-const TokenClient* TokenAuthorizer::Identify(
+// The client the metadata's token, or else the certificate of `ctx` (if
+// given), belongs to; `status` says why none.
+const TokenClient* Identify(
     const TokenTable& table,
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
-    const grpc::ServerContextBase* ctx, absl::Status* status) const {
+    const grpc::ServerContextBase* ctx, absl::Status* status) {
   const auto it = metadata.find("authorization");
   if (it == metadata.end()) {
     // The TLS layer verified the certificate against --tls-client-ca
@@ -111,6 +83,36 @@ const TokenClient* TokenAuthorizer::Identify(
     *status = absl::UnauthenticatedError("invalid bearer token");
   }
   return client;
+}
+
+}  // namespace
+
+TokenAuthorizer::TokenAuthorizer(TokenTable table)
+    : table_(std::make_shared<const TokenTable>(std::move(table))) {}
+
+absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Open(
+    TokenFiles files) {
+  auto auth = std::make_unique<TokenAuthorizer>();
+  auth->files_ = std::move(files);
+  if (!auth->files_.tokens_file.empty() || !auth->files_.token_file.empty()) {
+    ASSIGN_OR_RETURN(TokenTable table, LoadTokenTable(auth->files_));
+    auth->table_ = std::make_shared<const TokenTable>(std::move(table));
+  }
+  return auth;
+}
+
+absl::StatusOr<size_t> TokenAuthorizer::Reload() {
+  if (files_.tokens_file.empty() && files_.token_file.empty()) {
+    return absl::FailedPreconditionError(
+        "auth is off (no --auth-tokens-file or --auth-token-file): nothing "
+        "to reload");
+  }
+  ASSIGN_OR_RETURN(TokenTable table, LoadTokenTable(files_));
+  const size_t clients = table.clients().size();
+  std::shared_ptr<const TokenTable> next =
+      std::make_shared<const TokenTable>(std::move(table));
+  std::atomic_store(&table_, std::move(next));
+  return clients;
 }
 
 absl::Status TokenAuthorizer::Authorize(const grpc::ServerContextBase& ctx,

@@ -72,13 +72,6 @@ class TokenAuthorizer {
   std::shared_ptr<const TokenTable> table() const {
     return std::atomic_load(&table_);
   }
-  // The client the metadata's token, or else the certificate of `ctx` (if
-  // given), belongs to; `status` says why none.
-  const TokenClient* Identify(
-      const TokenTable& table,
-      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
-      const grpc::ServerContextBase* ctx, absl::Status* status) const;
-
   TokenFiles files_;
   std::shared_ptr<const TokenTable> table_;  // null: auth off; atomic_load
 };

@@ -72,8 +72,7 @@ TEST(RoleTest, NamesAndOrder) {
 TEST(TokenTableTest, ParsesLinesCommentsAndBlanks) {
   const std::string text = absl::StrCat(
       "# spinnet clients\n\n", TokenFileLine("alice", Role::kReader, "tok-a"),
-      "\n   \t\n",
-      TokenFileLine("ci.bot@example-1", Role::kTrainer, "tok-b"),
+      "\n   \t\n", TokenFileLine("ci.bot@example-1", Role::kTrainer, "tok-b"),
       "  # the CI\r\n",
       // Upper-case hex and tabs are fine.
       "Ops\tadmin\tsha256:",
@@ -117,9 +116,9 @@ TEST(TokenTableTest, FindMatchesExactTokenOnly) {
   ASSERT_TRUE(table.Add("b", Role::kAdmin, "s3cr3T", "test").ok());
   EXPECT_EQ(table.Find("s3cr3t")->name, "a");
   EXPECT_EQ(table.Find("s3cr3T")->name, "b");
-  for (const std::string& wrong : std::vector<std::string>{
-           "", "s3cr3", "s3cr3tt", " s3cr3t", "s3cr3t ", "S3CR3T",
-        std::string("s3cr3t\0", 7)}) {
+  for (const std::string& wrong :
+       std::vector<std::string>{"", "s3cr3", "s3cr3tt", " s3cr3t", "s3cr3t ",
+                                "S3CR3T", std::string("s3cr3t\0", 7)}) {
     EXPECT_EQ(table.Find(wrong), nullptr) << "'" << wrong << "'";
   }
   // The digest of a token is not the token.
@@ -165,11 +164,11 @@ TEST(TokenTableTest, ErrorsNameFileAndLineAndNeverTheSecret) {
       {"token-file admin sha256:" + hex, "tokens:1", "reserved"},
   };
   for (const Case& c : cases) {
-    const absl::StatusOr<TokenTable> table = TokenTable::Parse(c.text, "tokens");
+    const absl::StatusOr<TokenTable> table =
+        TokenTable::Parse(c.text, "tokens");
     ASSERT_FALSE(table.ok()) << c.text;
     EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(table.status().message(), HasSubstr(c.where + ": "))
-        << c.text;
+    EXPECT_THAT(table.status().message(), HasSubstr(c.where + ": ")) << c.text;
     EXPECT_THAT(table.status().message(), HasSubstr(c.message)) << c.text;
     EXPECT_THAT(table.status().message(), Not(HasSubstr("raw-token")));
     EXPECT_THAT(table.status().message(), Not(HasSubstr(hex.substr(1, 20))));

@@ -35,19 +35,19 @@ using ::testing::Not;
 // RPCs that change state and need trainer, those that delete and need
 // admin; every other RPC is a read.
 const std::set<std::string>& TrainerRpcs() {
-  static const auto* rpcs = new std::set<std::string>{
-      "spinnet.v1.TrainingService/SubmitTrainingJob",
-      "spinnet.v1.TrainingService/CancelTrainingJob",
-      "spinnet.v1.SweepService/SubmitSweep",
-      "spinnet.v1.SweepService/CancelSweep",
-      "spinnet.v1.DatasetService/UploadDataset",
-      "spinnet.v1.ModelService/ImportModel"};
+  static const auto* rpcs =
+      new std::set<std::string>{"spinnet.v1.TrainingService/SubmitTrainingJob",
+                                "spinnet.v1.TrainingService/CancelTrainingJob",
+                                "spinnet.v1.SweepService/SubmitSweep",
+                                "spinnet.v1.SweepService/CancelSweep",
+                                "spinnet.v1.DatasetService/UploadDataset",
+                                "spinnet.v1.ModelService/ImportModel"};
   return *rpcs;
 }
 const std::set<std::string>& AdminRpcs() {
-  static const auto* rpcs = new std::set<std::string>{
-      "spinnet.v1.DatasetService/DeleteDataset",
-      "spinnet.v1.ModelService/DeleteModel"};
+  static const auto* rpcs =
+      new std::set<std::string>{"spinnet.v1.DatasetService/DeleteDataset",
+                                "spinnet.v1.ModelService/DeleteModel"};
   return *rpcs;
 }
 
@@ -154,10 +154,10 @@ TEST_F(AuthorizationTest, EveryRoleTimesEveryRpc) {
           status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
       EXPECT_EQ(denied, c.role < policy) << status.error_message();
       if (denied) {
-        EXPECT_EQ(status.error_message(),
-                  absl::StrCat("client '", c.client, "' has role ",
-                               RoleName(c.role), "; ", row.rpc,
-                               " needs role ", RoleName(policy)));
+        EXPECT_EQ(
+            status.error_message(),
+            absl::StrCat("client '", c.client, "' has role ", RoleName(c.role),
+                         "; ", row.rpc, " needs role ", RoleName(policy)));
         EXPECT_THAT(status.error_message(), Not(HasSubstr(c.token)));
       } else {
         // The RPC's own answer to an empty request.
