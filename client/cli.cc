@@ -19,7 +19,17 @@
 namespace spinnet::client {
 namespace {
 
-// The `completion` command: runs without a server (see spinnet_main.cc).
+int RunCompletion(const Invocation& inv) {
+  const std::string script = CompletionScript(inv.args[0]);
+  if (script.empty()) {
+    return UsageFail(absl::StrCat("no completion for shell '", inv.args[0],
+                                  "'; bash or zsh"));
+  }
+  absl::PrintF("%s", script);
+  return 0;
+}
+
+// The `completion` command: runs without a server.
 const Command kCompletion = {
     "completion",
     "bash|zsh",
@@ -30,7 +40,8 @@ const Command kCompletion = {
     false,
     1,
     1,
-    nullptr};
+    nullptr,
+    RunCompletion};
 
 struct Node {
   CLI::App* app = nullptr;
@@ -185,7 +196,7 @@ const std::vector<const Command*>& AllCommands() {
     auto* v = new std::vector<const Command*>;
     for (const auto* group :
          {&JobCommands(), &SweepCommands(), &DatasetCommands(), &ModelCommands(),
-          &InferenceCommands(), &StatusCommands()}) {
+          &InferenceCommands(), &StatusCommands(), &TokenCommands()}) {
       for (const Command& c : *group) v->push_back(&c);
     }
     v->push_back(&kCompletion);

@@ -1,6 +1,7 @@
 // The command table of the `spinnet` CLI: what a command is, the parsed
 // command line it runs with, and the command groups (one file each:
-// jobs.cc, sweeps.cc, datasets.cc, models.cc, inference.cc, status.cc). A new command
+// jobs.cc, sweeps.cc, datasets.cc, models.cc, inference.cc, status.cc,
+// tokens.cc). A new command
 // is one Run function and one table entry in its group's file; the parser
 // (cli.cc, on CLI11), --help and shell completion all come from the table.
 #ifndef SPINNET_CLIENT_CLI_H_
@@ -95,6 +96,9 @@ struct Command {
   bool training_flags;     // takes spinnet-train's training flags
   int min_args, max_args;  // positional arguments after the name
   int (*run)(const Invocation&, Client&);
+  // Set instead of `run` by commands that need no server (completion,
+  // token new).
+  int (*run_local)(const Invocation&) = nullptr;
 };
 
 // The command groups, in help order.
@@ -104,6 +108,7 @@ const std::vector<Command>& DatasetCommands();
 const std::vector<Command>& ModelCommands();
 const std::vector<Command>& InferenceCommands();
 const std::vector<Command>& StatusCommands();
+const std::vector<Command>& TokenCommands();
 
 // Every command, in help order (the groups above, then `completion`).
 const std::vector<const Command*>& AllCommands();

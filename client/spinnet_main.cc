@@ -1,9 +1,9 @@
 // spinnet: the command-line client of a spinnet server. Run with --help.
 //
 // This file only dispatches. The commands are in one file per group
-// (jobs.cc, datasets.cc, models.cc, inference.cc, status.cc), each with its
-// table of commands (client/cli.h); the parser is client/cli.cc and the
-// shared output formatting client/output.cc.
+// (jobs.cc, datasets.cc, models.cc, inference.cc, status.cc, tokens.cc),
+// each with its table of commands (client/cli.h); the parser is
+// client/cli.cc and the shared output formatting client/output.cc.
 #include "client/cli.h"
 #include <string>
 #include "absl/strings/ascii.h"
@@ -38,15 +38,7 @@ absl::StatusOr<ClientOptions> MakeClientOptions(const Invocation& inv) {
 int Main(int argc, char** argv) {
   Invocation inv;
   if (auto exit = ParseCommandLine(argc, argv, &inv)) return *exit;
-  if (inv.command->run == nullptr) {  // `completion`: no server needed
-    const std::string script = CompletionScript(inv.args[0]);
-    if (script.empty()) {
-      return UsageFail(absl::StrCat("no completion for shell '", inv.args[0],
-                                    "'; bash or zsh"));
-    }
-    absl::PrintF("%s", script);
-    return 0;
-  }
+  if (inv.command->run_local != nullptr) return inv.command->run_local(inv);
   const absl::StatusOr<ClientOptions> options = MakeClientOptions(inv);
   if (!options.ok()) return Fail(options.status());
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(*options);

@@ -3,31 +3,25 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <atomic>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "core/file_util.h"
+#include "core/logging.h"
 #include "core/status_macros.h"
+#include "grpc/grpc_security_constants.h"
+#include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace spinnet::server {
 namespace {
 
 constexpr absl::string_view kBearerPrefix = "bearer ";
-
-// No early exit, so the time taken does not tell how much of a guessed token
-// was right. (The length is not secret.)
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  volatile unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = diff | static_cast<unsigned char>(a[i] ^ b[i]);
-  }
-  return diff == 0;
-}
 
 // A PEM file's contents; INVALID_ARGUMENT if it has no PEM block, so that an
 // empty or DER file fails here with its name rather than when the server
@@ -48,41 +42,122 @@ bool IsHostChar(char c, bool ipv6_literal) {
                       : (c == '.' || c == '-' || c == '_');
 }
 
-}  // namespace
-
-absl::StatusOr<std::string> LoadToken(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string contents, ReadFile(path));
-  const absl::string_view token = absl::StripAsciiWhitespace(contents);
-  if (token.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, " is empty"));
-  }
-  for (char c : token) {
-    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token file ", path, " has whitespace inside the token"));
-    }
-  }
-  return std::string(token);
-}
-
-TokenAuthorizer::TokenAuthorizer(std::string token)
-    : token_(std::move(token)) {}
-
-absl::Status TokenAuthorizer::Authorize(
-    const grpc::ServerContextBase& ctx) const {
-  if (!enabled()) return absl::OkStatus();
-  const auto& metadata = ctx.client_metadata();
+// The client the metadata's token, or else the certificate of `ctx` (if
+// given), belongs to; `status` says why none.
+const TokenClient* Identify(
+    const TokenTable& table,
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const grpc::ServerContextBase* ctx, absl::Status* status) {
   const auto it = metadata.find("authorization");
   if (it == metadata.end()) {
-    return absl::UnauthenticatedError("missing bearer token");
+    // The TLS layer verified the certificate against --tls-client-ca
+    // before the call could start; with insecure credentials there is no
+    // property.
+    std::vector<grpc::string_ref> subjects;
+    if (ctx != nullptr && table.has_subjects()) {
+      const std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+      if (auth != nullptr) {
+        subjects = auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
+      }
+    }
+    for (const grpc::string_ref& subject : subjects) {
+      const TokenClient* client =
+          table.FindSubject(absl::string_view(subject.data(), subject.size()));
+      if (client != nullptr) return client;
+    }
+    *status = absl::UnauthenticatedError(
+        subjects.empty()
+            ? "missing bearer token"
+            : absl::StrCat("missing bearer token, and client certificate ",
+                           absl::string_view(subjects[0].data(),
+                                             subjects[0].size()),
+                           " names no client"));
+    return nullptr;
   }
   const absl::string_view value(it->second.data(), it->second.size());
-  if (!absl::StartsWithIgnoreCase(value, kBearerPrefix) ||
-      !ConstantTimeEquals(value.substr(kBearerPrefix.size()), token_)) {
-    return absl::UnauthenticatedError("invalid bearer token");
+  const TokenClient* client =
+      absl::StartsWithIgnoreCase(value, kBearerPrefix)
+          ? table.Find(value.substr(kBearerPrefix.size()))
+          : nullptr;
+  if (client == nullptr) {
+    *status = absl::UnauthenticatedError("invalid bearer token");
+  }
+  return client;
+}
+
+}  // namespace
+
+TokenAuthorizer::TokenAuthorizer(TokenTable table)
+    : table_(std::make_shared<const TokenTable>(std::move(table))) {}
+
+absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Open(
+    TokenFiles files) {
+  auto auth = std::make_unique<TokenAuthorizer>();
+  auth->files_ = std::move(files);
+  if (!auth->files_.tokens_file.empty() || !auth->files_.token_file.empty()) {
+    ASSIGN_OR_RETURN(TokenTable table, LoadTokenTable(auth->files_));
+    auth->table_ = std::make_shared<const TokenTable>(std::move(table));
+  }
+  return auth;
+}
+
+absl::StatusOr<size_t> TokenAuthorizer::Reload() {
+  if (files_.tokens_file.empty() && files_.token_file.empty()) {
+    return absl::FailedPreconditionError(
+        "auth is off (no --auth-tokens-file or --auth-token-file): nothing "
+        "to reload");
+  }
+  ASSIGN_OR_RETURN(TokenTable table, LoadTokenTable(files_));
+  const size_t clients = table.clients().size();
+  std::shared_ptr<const TokenTable> next =
+      std::make_shared<const TokenTable>(std::move(table));
+  std::atomic_store(&table_, std::move(next));
+  return clients;
+}
+
+absl::Status TokenAuthorizer::Authorize(const grpc::ServerContextBase& ctx,
+                                        absl::string_view rpc) const {
+  const std::optional<Role> needed = RequiredRole(rpc);
+  if (!needed.has_value()) {
+    return absl::InternalError(
+        absl::StrCat(rpc, " has no row in the authorization table"));
+  }
+  const std::shared_ptr<const TokenTable> current = table();
+  if (current == nullptr) {
+    if (*needed != Role::kReader) {
+      SPINNET_LOG(Info, "client anonymous calls ", rpc);
+    }
+    return absl::OkStatus();
+  }
+  absl::Status status;
+  const TokenClient* client =
+      Identify(*current, ctx.client_metadata(), &ctx, &status);
+  if (client == nullptr) {
+    SPINNET_LOG(Warning, "refused ", rpc, " from ", ctx.peer(), ": ",
+                status.message());
+    return status;
+  }
+  if (client->role < *needed) {
+    status = absl::PermissionDeniedError(absl::StrCat(
+        "client '", client->name, "' has role ", RoleName(client->role),
+        "; ", rpc, " needs role ", RoleName(*needed)));
+    SPINNET_LOG(Warning, "denied: ", status.message());
+    return status;
+  }
+  if (*needed != Role::kReader) {
+    SPINNET_LOG(Info, "client ", client->name, " calls ", rpc);
   }
   return absl::OkStatus();
+}
+
+std::string TokenAuthorizer::ClientOf(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const grpc::ServerContextBase* ctx) const {
+  const std::shared_ptr<const TokenTable> current = table();
+  if (current == nullptr) return "anonymous";
+  absl::Status status;
+  const TokenClient* client = Identify(*current, metadata, ctx, &status);
+  return client == nullptr ? "unauthenticated" : client->name;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(

@@ -1,14 +1,15 @@
-// Who may call the service: a bearer token checked by the handlers, TLS or
-// mutual TLS server credentials, and the listen-address test behind the rule
-// that a server without auth listens on loopback only.
+// Who may call the service: bearer tokens and their roles checked by the
+// handlers, TLS or mutual TLS server credentials, and the listen-address
+// test behind the rule that a server without auth listens on loopback only.
 //
-// The token is checked in the handlers rather than by a gRPC
+// Tokens are checked in the handlers rather than by a gRPC
 // AuthMetadataProcessor because gRPC 1.51 aborts the process when one is set
 // on insecure credentials, and the plaintext loopback mode needs the check
 // too.
 #ifndef SPINNET_SERVER_AUTH_H_
 #define SPINNET_SERVER_AUTH_H_
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -17,31 +18,62 @@
 #include "absl/strings/string_view.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_context.h"
+#include "grpcpp/support/string_ref.h"
+#include "server/api/access.h"
 
 namespace spinnet::server {
 
-// The token in file `path`, without surrounding whitespace. NOT_FOUND if the
-// file does not exist, INVALID_ARGUMENT if it is empty or the token contains
-// whitespace (a header value cannot carry it intact), other errors as
-// ReadFile gives them. Messages name the file, never the token.
-absl::StatusOr<std::string> LoadToken(const std::string& path);
-
+// Authorizes each call by its bearer token: who the caller is (the token
+// table, access.h) and whether its role may call the RPC (RpcRoles()).
+// Thread-safe. The table is immutable and swapped whole by Reload, so a call
+// sees either the old or the new table; calls already authorized (open
+// streams and watches) go on.
 class TokenAuthorizer {
  public:
-  // An empty token turns auth off.
-  explicit TokenAuthorizer(std::string token);
+  // Auth off: every call is allowed, as client "anonymous".
+  TokenAuthorizer() = default;
+  // Auth on with a fixed table (Reload then has no files to read).
+  explicit TokenAuthorizer(TokenTable table);
+  // Auth on with the tables `files` give (LoadTokenTable's errors); off
+  // when both files are empty.
+  static absl::StatusOr<std::unique_ptr<TokenAuthorizer>> Open(
+      TokenFiles files);
 
-  bool enabled() const { return !token_.empty(); }
+  bool enabled() const { return table() != nullptr; }
 
-  // OK if auth is off or the call carries metadata
-  // "authorization: Bearer <token>" (scheme case-insensitive; compared in
-  // time independent of where a wrong token differs). Otherwise
-  // UNAUTHENTICATED "missing bearer token" when there is no authorization
-  // metadata, "invalid bearer token" when it does not match.
-  absl::Status Authorize(const grpc::ServerContextBase& ctx) const;
+  // Reads the files again and swaps the new table in. On any error the old
+  // table stays and the error is returned; FAILED_PRECONDITION when there
+  // are no files (auth off, or a fixed table). Returns the clients loaded.
+  absl::StatusOr<size_t> Reload();
+
+  // Whether the call may run `rpc` (RpcRoles()'s name, no leading '/').
+  // OK if auth is off or the call carries "authorization: Bearer <token>"
+  // (scheme case-insensitive) of a client whose role may call `rpc`, or,
+  // without that metadata, comes over mutual TLS with a verified client
+  // certificate whose subject the table names (a token wins over a
+  // certificate). UNAUTHENTICATED "missing bearer token" without either,
+  // "invalid bearer token" for a token of no client; PERMISSION_DENIED
+  // naming the client, its role and the role `rpc` needs; INTERNAL for an
+  // `rpc` with no row (a bug). Denials, and allowed calls that change state
+  // (those needing more than reader), are logged with the client's name
+  // (never the token) or, unauthenticated, the peer address.
+  absl::Status Authorize(const grpc::ServerContextBase& ctx,
+                         absl::string_view rpc) const;
+
+  // The client a call's metadata (and, given `ctx`, its certificate) names,
+  // for metrics: its name, "anonymous" with auth off, "unauthenticated" for
+  // a missing or unknown token. Only names in the token files, so the
+  // label's values are bounded.
+  std::string ClientOf(
+      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+      const grpc::ServerContextBase* ctx = nullptr) const;
 
  private:
-  std::string token_;  // empty: auth off
+  std::shared_ptr<const TokenTable> table() const {
+    return std::atomic_load(&table_);
+  }
+  TokenFiles files_;
+  std::shared_ptr<const TokenTable> table_;  // null: auth off; atomic_load
 };
 
 struct TlsOptions {

@@ -174,7 +174,7 @@ class InferenceServiceImpl::Stream final
         reap_after_ns_(ToNanos(absl::Now() + limits_.idle_timeout)),
         protocol_(service->models_, service->metrics_,
                   limits_.max_values_per_message) {
-    absl::Status auth = service_->auth_->Authorize(*ctx);
+    absl::Status auth = service_->auth_->Authorize(*ctx, rpc::kStreamClassify);
     if (!auth.ok()) {
       FinishNow(api::ToGrpcStatus(auth));
       return;
@@ -369,7 +369,7 @@ grpc::Status InferenceServiceImpl::Classify(grpc::ServerContext* ctx,
                                             const v1::ClassifyRequest* req,
                                             v1::ClassifyResponse* resp) {
   return api::ToGrpcStatus([&]() -> absl::Status {
-    RETURN_IF_ERROR(auth_->Authorize(*ctx));
+    RETURN_IF_ERROR(auth_->Authorize(*ctx, rpc::kClassify));
     ASSIGN_OR_RETURN(LoadedModel model,
                      models_->Get(req->model(), req->version()));
     RETURN_IF_ERROR(ClassifySequences(
@@ -386,7 +386,7 @@ grpc::Status InferenceServiceImpl::TraceNeurons(
     grpc::ServerContext* ctx, const v1::TraceNeuronsRequest* req,
     v1::TraceNeuronsResponse* resp) {
   return api::ToGrpcStatus([&]() -> absl::Status {
-    RETURN_IF_ERROR(auth_->Authorize(*ctx));
+    RETURN_IF_ERROR(auth_->Authorize(*ctx, rpc::kTraceNeurons));
     ASSIGN_OR_RETURN(LoadedModel model,
                      models_->Get(req->model(), req->version()));
     return TraceSequences(model, *req, resp);

@@ -41,22 +41,28 @@ std::string CodeName(int code) {
 }
 
 // Times one RPC for ServerMetrics::RecordRpc.
+// Times one RPC and names its client for ServerMetrics::RecordRpc.
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
-  RpcMetricsInterceptor(ServerMetrics* metrics, const char* method)
+  RpcMetricsInterceptor(ServerMetrics* metrics, const TokenAuthorizer* auth,
+                        grpc::experimental::ServerRpcInfo* info)
       : metrics_(metrics),
-        method_(method == nullptr ? "" : method),
+        auth_(auth),
+        info_(info),
+        method_(info->method() == nullptr ? "" : info->method()),
         start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
     using Hook = grpc::experimental::InterceptionHookPoints;
     if (batch->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA)) {
       start_ = std::chrono::steady_clock::now();
+      client_ = auth_->ClientOf(*batch->GetRecvInitialMetadata(),
+                                info_->server_context());
     }
     if (batch->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
       const std::chrono::duration<double> elapsed =
           std::chrono::steady_clock::now() - start_;
-      metrics_->RecordRpc(method_, batch->GetSendStatus().error_code(),
+      metrics_->RecordRpc(method_, client_, batch->GetSendStatus().error_code(),
                           elapsed.count());
     }
     batch->Proceed();
@@ -64,25 +70,30 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
 
  private:
   ServerMetrics* const metrics_;
+  const TokenAuthorizer* const auth_;
+  grpc::experimental::ServerRpcInfo* const info_;  // outlives interceptors
   // Points into the method table or the call's context, both of which
   // outlive the call's interceptors.
   const char* const method_;
   std::chrono::steady_clock::time_point start_;
+  std::string client_ = "unauthenticated";  // until the metadata arrives
 };
 
 class RpcMetricsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit RpcMetricsInterceptorFactory(ServerMetrics* metrics)
-      : metrics_(metrics) {}
+  RpcMetricsInterceptorFactory(ServerMetrics* metrics,
+                               const TokenAuthorizer* auth)
+      : metrics_(metrics), auth_(auth) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RpcMetricsInterceptor(metrics_, info->method());
+    return new RpcMetricsInterceptor(metrics_, auth_, info);
   }
 
  private:
   ServerMetrics* const metrics_;
+  const TokenAuthorizer* const auth_;
 };
 
 }  // namespace
@@ -98,6 +109,13 @@ ServerMetrics::ServerMetrics()
                          .Help("RPC time from the client's initial metadata "
                                "to the status, by method")
                          .Register(*registry_)),
+      client_requests_(
+          prometheus::BuildCounter()
+              .Name("spinnet_client_requests_total")
+              .Help("RPCs finished, by client (a name of the token files; "
+                    "anonymous with auth off, unauthenticated without a "
+                    "valid token), method and status code")
+              .Register(*registry_)),
       jobs_(prometheus::BuildGauge()
                 .Name("spinnet_training_jobs")
                 .Help("Training jobs by state")
@@ -180,11 +198,12 @@ absl::StatusOr<std::string> ServerMetrics::StartExposer(
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-ServerMetrics::MakeInterceptorFactory() {
-  return std::make_unique<RpcMetricsInterceptorFactory>(this);
+ServerMetrics::MakeInterceptorFactory(const TokenAuthorizer* auth) {
+  return std::make_unique<RpcMetricsInterceptorFactory>(this, auth);
 }
 
-void ServerMetrics::RecordRpc(absl::string_view method, grpc::StatusCode code,
+void ServerMetrics::RecordRpc(absl::string_view method,
+                              const std::string& client, grpc::StatusCode code,
                               double seconds) {
   int code_index = static_cast<int>(code);
   if (code_index < 0 || code_index >= kNumStatusCodes) {
@@ -192,6 +211,7 @@ void ServerMetrics::RecordRpc(absl::string_view method, grpc::StatusCode code,
   }
   std::string label(absl::StripPrefix(method, "/"));
   prometheus::Counter* requests;
+  prometheus::Counter* client_requests;
   prometheus::Histogram* duration;
   {
     std::lock_guard<std::mutex> lock(rpc_mu_);
@@ -211,8 +231,17 @@ void ServerMetrics::RecordRpc(absl::string_view method, grpc::StatusCode code,
     }
     requests = series.requests[code_index];
     duration = series.duration;
+    prometheus::Counter*& by_client =
+        client_series_[absl::StrCat(client, "\n", label)][code_index];
+    if (by_client == nullptr) {
+      by_client = &client_requests_.Add({{"client", client},
+                                         {"method", label},
+                                         {"code", CodeName(code_index)}});
+    }
+    client_requests = by_client;
   }
   requests->Increment();
+  client_requests->Increment();
   duration->Observe(seconds);
 }
 

@@ -1,4 +1,5 @@
-// Prometheus metrics of the service: RPCs (through a server interceptor),
+// Prometheus metrics of the service: RPCs, also per client (through a server
+// interceptor),
 // training jobs, streaming sessions and classifications. One registry; every
 // family is created once in the constructor, so /metrics lists all of them
 // from the start.
@@ -23,6 +24,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/api/auth.h"
 #include "server/jobs/job_runner.h"
 #include "server/streaming/stream_protocol.h"
 
@@ -48,22 +50,24 @@ class ServerMetrics : public JobMetrics, public StreamMetrics {
 
   // For ServerBuilder::experimental().SetInterceptorCreators(). Counts every
   // RPC that sends a status (unary and streaming; sync, callback and generic
-  // services) into spinnet_grpc_requests_total{method,code} and
+  // services) into spinnet_grpc_requests_total{method,code},
+  // spinnet_client_requests_total{client,method,code} (the client as
+  // auth->ClientOf names it) and
   // spinnet_grpc_request_duration_seconds{method}, timed from the receipt of
-  // the client's initial metadata to the sending of the status. `this` must
-  // outlive the server.
+  // the client's initial metadata to the sending of the status. `this` and
+  // `auth` must outlive the server.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-  MakeInterceptorFactory();
+  MakeInterceptorFactory(const TokenAuthorizer* auth);
 
-  // What the interceptor records for one RPC. `method` is the full name as
-  // gRPC gives it ("/pkg.Service/Method"); the label drops the leading '/'.
-  // Calls of unknown methods reach interceptors too, under whatever name the
-  // client sent, and end UNIMPLEMENTED. So a name becomes a label only once
-  // one of its calls ends with another code; until then its calls count as
-  // method="other". (A generic service answering any name with other codes
-  // would defeat this; the service registers none.)
-  void RecordRpc(absl::string_view method, grpc::StatusCode code,
-                 double seconds);
+  // What the interceptor records for one RPC of `client`. `method` is the
+  // full name as gRPC gives it ("/pkg.Service/Method"); the label drops the
+  // leading '/'. Calls of unknown methods reach interceptors too, under
+  // whatever name the client sent, and end UNIMPLEMENTED. So a name becomes
+  // a label only once one of its calls ends with another code; until then
+  // its calls count as method="other". (A generic service answering any
+  // name with other codes would defeat this; the service registers none.)
+  void RecordRpc(absl::string_view method, const std::string& client,
+                 grpc::StatusCode code, double seconds);
 
   // Training jobs. The counts are the whole store's (every replica reports
   // the same); spinnet_training_jobs_active is this replica's.
@@ -118,9 +122,14 @@ class ServerMetrics : public JobMetrics, public StreamMetrics {
 
   prometheus::Family<prometheus::Counter>& grpc_requests_;
   prometheus::Family<prometheus::Histogram>& grpc_duration_;
+  prometheus::Family<prometheus::Counter>& client_requests_;
   std::mutex rpc_mu_;
   std::unordered_map<std::string, RpcSeries> rpc_series_
       ABSL_GUARDED_BY(rpc_mu_);  // key: method label
+  // Per client and method, by code, added on first use like RpcSeries.
+  std::unordered_map<std::string,
+                     std::array<prometheus::Counter*, kNumStatusCodes>>
+      client_series_ ABSL_GUARDED_BY(rpc_mu_);  // key: client '\n' method
 
   prometheus::Family<prometheus::Gauge>& jobs_;
   SeriesCache<prometheus::Gauge*> jobs_by_state_;

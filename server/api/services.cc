@@ -10,11 +10,12 @@
 namespace spinnet::server {
 namespace {
 
-// Every handler: authorize, run the body, convert its status once.
+// Every handler: authorize the call of `rpc` (its name in RpcRoles()), run
+// the body, convert its status once.
 template <typename Body>
 grpc::Status Handle(const TokenAuthorizer* auth, grpc::ServerContext* ctx,
-                    Body body) {
-  absl::Status s = auth->Authorize(*ctx);
+                    absl::string_view rpc, Body body) {
+  absl::Status s = auth->Authorize(*ctx, rpc);
   if (s.ok()) s = body();
   return api::ToGrpcStatus(s);
 }
@@ -72,7 +73,7 @@ absl::StatusOr<std::string> ReadUpload(grpc::ServerContext* ctx,
 grpc::Status TrainingServiceImpl::SubmitTrainingJob(
     grpc::ServerContext* ctx, const v1::SubmitTrainingJobRequest* req,
     v1::TrainingJob* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kSubmitTrainingJob, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, jobs_->Submit(*req));
     return absl::OkStatus();
   });
@@ -81,7 +82,7 @@ grpc::Status TrainingServiceImpl::SubmitTrainingJob(
 grpc::Status TrainingServiceImpl::GetTrainingJob(
     grpc::ServerContext* ctx, const v1::GetTrainingJobRequest* req,
     v1::TrainingJob* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kGetTrainingJob, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, jobs_->Get(req->job_id()));
     return absl::OkStatus();
   });
@@ -90,7 +91,7 @@ grpc::Status TrainingServiceImpl::GetTrainingJob(
 grpc::Status TrainingServiceImpl::ListTrainingJobs(
     grpc::ServerContext* ctx, const v1::ListTrainingJobsRequest* req,
     v1::ListTrainingJobsResponse* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kListTrainingJobs, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, jobs_->List(*req));
     return absl::OkStatus();
   });
@@ -99,7 +100,7 @@ grpc::Status TrainingServiceImpl::ListTrainingJobs(
 grpc::Status TrainingServiceImpl::CancelTrainingJob(
     grpc::ServerContext* ctx, const v1::CancelTrainingJobRequest* req,
     v1::TrainingJob* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kCancelTrainingJob, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, jobs_->Cancel(req->job_id()));
     return absl::OkStatus();
   });
@@ -108,7 +109,7 @@ grpc::Status TrainingServiceImpl::CancelTrainingJob(
 grpc::Status TrainingServiceImpl::WatchTrainingJob(
     grpc::ServerContext* ctx, const v1::WatchTrainingJobRequest* req,
     grpc::ServerWriter<v1::WatchTrainingJobResponse>* writer) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kWatchTrainingJob, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(const AdmissionLimit::Slot slot, watchers_->Acquire());
     int64_t revision = 0;
     int epochs_sent = -1;  // the first message is the snapshot alone
@@ -157,7 +158,7 @@ grpc::Status TrainingServiceImpl::WatchTrainingJob(
 grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* ctx,
                                            const v1::SubmitSweepRequest* req,
                                            v1::Sweep* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kSubmitSweep, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, sweeps_->Submit(*req));
     return absl::OkStatus();
   });
@@ -166,7 +167,7 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* ctx,
 grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* ctx,
                                         const v1::GetSweepRequest* req,
                                         v1::Sweep* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kGetSweep, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, sweeps_->Get(req->sweep_id()));
     return absl::OkStatus();
   });
@@ -175,7 +176,7 @@ grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* ctx,
 grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* ctx,
                                           const v1::ListSweepsRequest* req,
                                           v1::ListSweepsResponse* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kListSweeps, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, sweeps_->List(*req));
     return absl::OkStatus();
   });
@@ -184,7 +185,7 @@ grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* ctx,
 grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* ctx,
                                            const v1::CancelSweepRequest* req,
                                            v1::Sweep* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kCancelSweep, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, sweeps_->Cancel(req->sweep_id()));
     return absl::OkStatus();
   });
@@ -193,7 +194,7 @@ grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* ctx,
 grpc::Status SweepServiceImpl::WatchSweep(
     grpc::ServerContext* ctx, const v1::WatchSweepRequest* req,
     grpc::ServerWriter<v1::Sweep>* writer) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kWatchSweep, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(const AdmissionLimit::Slot slot, watchers_->Acquire());
     int64_t revision = 0;
     v1::SweepState state = v1::SWEEP_STATE_UNSPECIFIED;
@@ -221,7 +222,7 @@ grpc::Status SweepServiceImpl::WatchSweep(
 grpc::Status DatasetServiceImpl::UploadDataset(
     grpc::ServerContext* ctx,
     grpc::ServerReader<v1::UploadDatasetRequest>* reader, v1::Dataset* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kUploadDataset, [&]() -> absl::Status {
     v1::UploadDatasetHeader header;
     ASSIGN_OR_RETURN(std::string bytes,
                      ReadUpload(ctx, reader, datasets_->max_upload_bytes(),
@@ -234,7 +235,7 @@ grpc::Status DatasetServiceImpl::UploadDataset(
 grpc::Status DatasetServiceImpl::ListDatasets(
     grpc::ServerContext* ctx, const v1::ListDatasetsRequest*,
     v1::ListDatasetsResponse* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kListDatasets, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<v1::Dataset> all, datasets_->List());
     for (auto& d : all) *resp->add_datasets() = std::move(d);
     return absl::OkStatus();
@@ -244,7 +245,7 @@ grpc::Status DatasetServiceImpl::ListDatasets(
 grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
                                             const v1::GetDatasetRequest* req,
                                             v1::Dataset* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kGetDataset, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(LoadedDataset d, datasets_->Get(req->name()));
     *resp = d.info;
     return absl::OkStatus();
@@ -254,13 +255,14 @@ grpc::Status DatasetServiceImpl::GetDataset(grpc::ServerContext* ctx,
 grpc::Status DatasetServiceImpl::DeleteDataset(
     grpc::ServerContext* ctx, const v1::DeleteDatasetRequest* req,
     v1::DeleteDatasetResponse*) {
-  return Handle(auth_, ctx, [&] { return datasets_->Delete(req->name()); });
+  return Handle(auth_, ctx, rpc::kDeleteDataset,
+                [&] { return datasets_->Delete(req->name()); });
 }
 
 grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx,
                                           const v1::ListModelsRequest* req,
                                           v1::ListModelsResponse* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kListModels, [&]() -> absl::Status {
     if (!req->name().empty()) RETURN_IF_ERROR(ValidateName("model", req->name()));
     ASSIGN_OR_RETURN(std::vector<v1::Model> all, store_->ListModels(req->name()));
     for (auto& m : all) *resp->add_models() = std::move(m);
@@ -271,7 +273,7 @@ grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* ctx,
 grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx,
                                         const v1::GetModelRequest* req,
                                         v1::Model* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kGetModel, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(LoadedModel m, models_->Get(req->name(), req->version()));
     *resp = m.info;
     return absl::OkStatus();
@@ -281,14 +283,14 @@ grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* ctx,
 grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* ctx,
                                            const v1::DeleteModelRequest* req,
                                            v1::DeleteModelResponse*) {
-  return Handle(auth_, ctx,
+  return Handle(auth_, ctx, rpc::kDeleteModel,
                 [&] { return models_->Delete(req->name(), req->version()); });
 }
 
 grpc::Status ModelServiceImpl::ExportModel(
     grpc::ServerContext* ctx, const v1::ExportModelRequest* req,
     grpc::ServerWriter<v1::ExportModelResponse>* writer) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kExportModel, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(ModelFile file,
                      models_->Export(req->name(), req->version()));
     v1::ExportModelResponse msg;
@@ -309,7 +311,7 @@ grpc::Status ModelServiceImpl::ExportModel(
 grpc::Status ModelServiceImpl::ImportModel(
     grpc::ServerContext* ctx,
     grpc::ServerReader<v1::ImportModelRequest>* reader, v1::Model* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kImportModel, [&]() -> absl::Status {
     v1::ImportModelHeader header;
     ASSIGN_OR_RETURN(std::string bytes,
                      ReadUpload(ctx, reader, models_->max_import_bytes(),
@@ -322,7 +324,7 @@ grpc::Status ModelServiceImpl::ImportModel(
 grpc::Status MetricsServiceImpl::GetTrainingMetrics(
     grpc::ServerContext* ctx, const v1::GetTrainingMetricsRequest* req,
     v1::GetTrainingMetricsResponse* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kGetTrainingMetrics, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<v1::EpochMetrics> epochs,
                      jobs_->Epochs(req->job_id()));
     resp->set_job_id(req->job_id());
@@ -334,7 +336,7 @@ grpc::Status MetricsServiceImpl::GetTrainingMetrics(
 grpc::Status MetricsServiceImpl::GetServerStats(grpc::ServerContext* ctx,
                                                 const v1::GetServerStatsRequest*,
                                                 v1::ServerStats* resp) {
-  return Handle(auth_, ctx, [&]() -> absl::Status {
+  return Handle(auth_, ctx, rpc::kGetServerStats, [&]() -> absl::Status {
     resp->set_version(SPINNET_VERSION);
     *resp->mutable_uptime() =
         google::protobuf::util::TimeUtil::MillisecondsToDuration(

@@ -79,7 +79,14 @@ const std::vector<Flag>& Flags() {
        [](const std::string& v, O* o) {
          return ParseSeconds(v, &o->stream_idle_timeout);
        }},
-      {"auth-token-file", "require 'authorization: Bearer <token in file>'",
+      {"auth-tokens-file", "clients, roles and token hashes, a line each "
+                           "'CLIENT ROLE sha256:HEX' (spinnet token new) or "
+                           "'CLIENT ROLE x509:SUBJECT' (mutual TLS); reread "
+                           "on SIGHUP",
+       false, [](const std::string& v, O* o) { o->auth_tokens_file = v; return true; }},
+      {"auth-token-file", "require 'authorization: Bearer <token in file>' "
+                          "(an admin client named token-file; reread on "
+                          "SIGHUP)",
        false, [](const std::string& v, O* o) { o->auth_token_file = v; return true; }},
       {"tls-cert", "server certificate (PEM); enables TLS", false,
        [](const std::string& v, O* o) { o->tls.cert_file = v; return true; }},
@@ -146,7 +153,7 @@ const std::vector<Flag>& Flags() {
       {"reflection", "serve gRPC server reflection", true,
        [](const std::string&, O* o) { o->reflection = true; return true; }},
       {"allow-insecure-remote",
-       "allow a non-loopback --listen without --auth-token-file", true,
+       "allow a non-loopback --listen without auth token files", true,
        [](const std::string&, O* o) { o->allow_insecure_remote = true; return true; }},
       {"shutdown-grace", "on SIGTERM, seconds in-flight calls may finish", false,
        nullptr},
@@ -267,12 +274,13 @@ int Main(int argc, char** argv) {
     }
   }
 
-  // SIGTERM/SIGINT are taken by a waiting thread, not a handler, so the
-  // shutdown runs as ordinary code.
+  // SIGTERM/SIGINT (shutdown) and SIGHUP (reread the auth token files) are
+  // taken by a waiting thread, not a handler, so they run as ordinary code.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   RaiseOpenFileLimit();
@@ -298,7 +306,18 @@ int Main(int argc, char** argv) {
   bool released = true;
   std::thread waiter([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+      const absl::StatusOr<size_t> clients = server.ReloadAuth();
+      if (clients.ok()) {
+        std::fprintf(stderr, "spinnet-server: SIGHUP: %zu auth clients\n",
+                     *clients);
+      } else {
+        std::fprintf(stderr,
+                     "spinnet-server: SIGHUP: keeping the old auth clients: "
+                     "%s\n",
+                     std::string(clients.status().message()).c_str());
+      }
+    }
     std::fprintf(stderr, "spinnet-server: signal %d, shutting down\n", sig);
     released = server.Shutdown(absl::Now() + grace);
   });

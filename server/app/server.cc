@@ -96,14 +96,16 @@ absl::Status SpinnetServer::Start() {
         "heartbeat intervals");
   }
   RETURN_IF_ERROR(CheckClientLimits(o));
-  std::string token;
-  if (!o.auth_token_file.empty()) {
-    ASSIGN_OR_RETURN(token, LoadToken(o.auth_token_file));
-  } else if (!IsLoopbackAddress(o.listen) && !o.allow_insecure_remote) {
+  TokenFiles token_files;
+  token_files.tokens_file = o.auth_tokens_file;
+  token_files.token_file = o.auth_token_file;
+  ASSIGN_OR_RETURN(auth_, TokenAuthorizer::Open(std::move(token_files)));
+  if (!auth_->enabled() && !IsLoopbackAddress(o.listen) &&
+      !o.allow_insecure_remote) {
     return absl::FailedPreconditionError(absl::StrCat(
         "refusing to listen on ", o.listen,
-        " without --auth-token-file; add --allow-insecure-remote to do it "
-        "anyway"));
+        " without --auth-tokens-file or --auth-token-file; add "
+        "--allow-insecure-remote to do it anyway"));
   }
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
                    MakeServerCredentials(o.tls));
@@ -119,7 +121,6 @@ absl::Status SpinnetServer::Start() {
   if (!o.metrics_listen.empty()) {
     ASSIGN_OR_RETURN(metrics_address_, metrics_->StartExposer(o.metrics_listen));
   }
-  auth_ = std::make_unique<TokenAuthorizer>(token);
   models_ = std::make_unique<ModelRegistry>(store_.get(), o.max_model_bytes);
   datasets_ = std::make_unique<DatasetRegistry>(store_.get(),
                                                 o.max_dataset_bytes);
@@ -194,7 +195,7 @@ absl::Status SpinnetServer::Start() {
   builder.SetMaxSendMessageSize(o.max_message_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
-  interceptors.push_back(metrics_->MakeInterceptorFactory());
+  interceptors.push_back(metrics_->MakeInterceptorFactory(auth_.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(training_.get());
   builder.RegisterService(sweep_.get());
@@ -263,6 +264,11 @@ bool SpinnetServer::Shutdown(absl::Time deadline) {
   listener_->Stop();
   server_->Shutdown(absl::ToChronoTime(deadline));
   return released;
+}
+
+absl::StatusOr<size_t> SpinnetServer::ReloadAuth() {
+  if (auth_ == nullptr) return absl::FailedPreconditionError("not started");
+  return auth_->Reload();
 }
 
 void SpinnetServer::Wait() {

@@ -45,7 +45,9 @@ struct ServerOptions {
   int64_t max_dataset_bytes = 256 << 20;
   int64_t max_model_bytes = 256 << 20;  // ImportModel
   absl::Duration stream_idle_timeout = absl::Seconds(60);
-  std::string auth_token_file;  // empty: no auth
+  // Auth is on when either file is given (access.h TokenFiles).
+  std::string auth_tokens_file;  // "CLIENT ROLE sha256:HEX" lines
+  std::string auth_token_file;   // one raw token: an admin client
   TlsOptions tls;
   bool reflection = false;
   // Without auth the server listens on loopback only unless this is set.
@@ -113,6 +115,10 @@ class SpinnetServer {
   // False when a job was still in a batch at the deadline (its lease then
   // lapses if the process exits, and another replica resumes it).
   bool Shutdown(absl::Time deadline);
+  // Reads the auth token files again (SIGHUP). On an error the old clients
+  // stay and it is returned; open calls are never touched. The number of
+  // clients now known.
+  absl::StatusOr<size_t> ReloadAuth();
   void Wait();
 
  private:

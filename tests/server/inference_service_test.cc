@@ -163,7 +163,13 @@ class InferenceServiceTest : public ::testing::Test {
   // so that what a stream buffers in the transport is small and fixed.
   void StartServer(StreamLimits limits = {}, const std::string& token = "",
                    bool bdp_probe = true) {
-    auth_ = std::make_unique<TokenAuthorizer>(token);
+    if (token.empty()) {
+      auth_ = std::make_unique<TokenAuthorizer>();
+    } else {
+      TokenTable table;
+      ASSERT_TRUE(table.Add("tester", Role::kReader, token, "test").ok());
+      auth_ = std::make_unique<TokenAuthorizer>(std::move(table));
+    }
     service_ = std::make_unique<InferenceServiceImpl>(
         registry_.get(), metrics_.get(), auth_.get(), limits);
     grpc::ServerBuilder builder;

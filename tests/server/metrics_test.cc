@@ -170,9 +170,9 @@ TEST(ServerMetricsTest, ClassificationsPerModel) {
 
 TEST(ServerMetricsTest, RecordRpcLabels) {
   ServerMetrics m;
-  m.RecordRpc("/a.v1.S/M", grpc::StatusCode::OK, 0.002);
-  m.RecordRpc("/a.v1.S/M", grpc::StatusCode::INVALID_ARGUMENT, 0.003);
-  m.RecordRpc("/a.v1.S/M", grpc::StatusCode::INVALID_ARGUMENT, 40);
+  m.RecordRpc("/a.v1.S/M", "alice", grpc::StatusCode::OK, 0.002);
+  m.RecordRpc("/a.v1.S/M", "alice", grpc::StatusCode::INVALID_ARGUMENT, 0.003);
+  m.RecordRpc("/a.v1.S/M", "alice", grpc::StatusCode::INVALID_ARGUMENT, 40);
   const std::string requests = "spinnet_grpc_requests_total";
   EXPECT_EQ(CounterValue(m, requests, {{"method", "a.v1.S/M"}, {"code", "OK"}}),
             1);
@@ -189,7 +189,7 @@ TEST(ServerMetricsTest, RecordRpcLabels) {
 
   // A name the server has not answered with anything but UNIMPLEMENTED is
   // the client's choice: no label of its own.
-  m.RecordRpc("/evil.S/Random123", grpc::StatusCode::UNIMPLEMENTED, 0.001);
+  m.RecordRpc("/evil.S/Random123", "alice", grpc::StatusCode::UNIMPLEMENTED, 0.001);
   EXPECT_EQ(CounterValue(m, requests,
                          {{"method", "other"}, {"code", "UNIMPLEMENTED"}}),
             1);
@@ -197,11 +197,11 @@ TEST(ServerMetricsTest, RecordRpcLabels) {
       m, requests,
       {{"method", "evil.S/Random123"}, {"code", "UNIMPLEMENTED"}})));
   // A known method keeps its label for every code.
-  m.RecordRpc("/a.v1.S/M", grpc::StatusCode::UNIMPLEMENTED, 0.001);
+  m.RecordRpc("/a.v1.S/M", "alice", grpc::StatusCode::UNIMPLEMENTED, 0.001);
   EXPECT_EQ(CounterValue(m, requests,
                          {{"method", "a.v1.S/M"}, {"code", "UNIMPLEMENTED"}}),
             1);
-  m.RecordRpc("/a.v1.S/M", grpc::StatusCode::UNAUTHENTICATED, 0.001);
+  m.RecordRpc("/a.v1.S/M", "alice", grpc::StatusCode::UNAUTHENTICATED, 0.001);
   EXPECT_EQ(CounterValue(m, requests,
                          {{"method", "a.v1.S/M"}, {"code", "UNAUTHENTICATED"}}),
             1);
@@ -216,7 +216,7 @@ TEST(ServerMetricsTest, ConcurrentRecordingLosesNothing) {
       // Half the threads share labels, half make their own.
       const std::string model = t % 2 == 0 ? "shared" : absl::StrCat("m", t);
       for (int i = 0; i < kEach; ++i) {
-        m.RecordRpc("/a.S/M", grpc::StatusCode::OK, 1e-3);
+        m.RecordRpc("/a.S/M", "alice", grpc::StatusCode::OK, 1e-3);
         m.RecordClassification(model, 1e-12);
         m.StreamOpened();
         m.AddStreamedSamples(1);
@@ -342,7 +342,7 @@ class InterceptorTest : public ::testing::Test {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         creators;
-    creators.push_back(metrics_.MakeInterceptorFactory());
+    creators.push_back(metrics_.MakeInterceptorFactory(&auth_));
     builder.experimental().SetInterceptorCreators(std::move(creators));
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
@@ -356,11 +356,15 @@ class InterceptorTest : public ::testing::Test {
 
   // A unary call with raw bytes as request; the status, `*response` set.
   grpc::Status Unary(const std::string& method, const std::string& request,
-                     std::string* response) {
+                     std::string* response,
+                     const std::string& authorization = "") {
     grpc::GenericStub stub(channel_);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(10));
+    if (!authorization.empty()) {
+      ctx.AddMetadata("authorization", authorization);
+    }
     grpc::Slice slice(request);
     grpc::ByteBuffer request_buffer(&slice, 1);
     grpc::ByteBuffer response_buffer;
@@ -382,18 +386,29 @@ class InterceptorTest : public ::testing::Test {
   // The counter once it reaches `want` or after 5 s: the server records
   // when it sends the status, which can be after the client has seen it end
   // (cancellation).
-  double AwaitCounter(const Labels& labels, double want) {
+  double AwaitCounter(const Labels& labels, double want,
+                      const std::string& name = kRequests) {
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    double value = CounterValue(metrics_, kRequests, labels);
+    double value = CounterValue(metrics_, name, labels);
     while (value != want && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      value = CounterValue(metrics_, kRequests, labels);
+      value = CounterValue(metrics_, name, labels);
     }
     return value;
   }
 
+  static TokenTable Clients() {
+    TokenTable table;
+    EXPECT_TRUE(table.Add("alice", Role::kReader, "alice-token", "test").ok());
+    EXPECT_TRUE(table.Add("bob", Role::kAdmin, "bob-token", "test").ok());
+    return table;
+  }
+
   static constexpr char kRequests[] = "spinnet_grpc_requests_total";
+  // Names the clients of the per-client counter; the services here do not
+  // authorize (health never does).
+  TokenAuthorizer auth_{Clients()};
   ServerMetrics metrics_;
   StreamService service_;
   std::unique_ptr<grpc::Server> server_;
@@ -509,6 +524,57 @@ TEST_F(InterceptorTest, UnknownMethodsShareOneLabel) {
       }
     }
   }
+}
+
+TEST_F(InterceptorTest, CountsEachClientsCalls) {
+  std::string response;
+  const std::string check = "/grpc.health.v1.Health/Check";
+  for (const std::string authorization :
+       {"Bearer alice-token", "Bearer alice-token", "bearer bob-token",
+        "Bearer mallory", "Basic alice-token", ""}) {
+    EXPECT_TRUE(Unary(check, "", &response, authorization).ok());
+  }
+  const std::string by_client = "spinnet_client_requests_total";
+  const auto labels = [](const std::string& client) {
+    return Labels{{"client", client},
+                  {"method", "grpc.health.v1.Health/Check"},
+                  {"code", "OK"}};
+  };
+  EXPECT_EQ(AwaitCounter(labels("alice"), 2, by_client), 2);
+  EXPECT_EQ(AwaitCounter(labels("bob"), 1, by_client), 1);
+  EXPECT_EQ(AwaitCounter(labels("unauthenticated"), 3, by_client), 3);
+  EXPECT_EQ(AwaitCounter({{"method", "grpc.health.v1.Health/Check"},
+                          {"code", "OK"}},
+                         6),
+            6);
+  // Only the clients' names become labels, never a token.
+  for (const prometheus::MetricFamily& family :
+       metrics_.registry()->Collect()) {
+    for (const auto& metric : family.metric) {
+      for (const auto& label : metric.label) {
+        EXPECT_THAT(label.value, ::testing::Not(HasSubstr("token")));
+        EXPECT_THAT(label.value, ::testing::Not(HasSubstr("mallory")));
+      }
+    }
+  }
+}
+
+TEST(ServerMetricsTest, ClientCounterWithAuthOff) {
+  const TokenAuthorizer off;
+  EXPECT_EQ(off.ClientOf({}), "anonymous");
+  ServerMetrics m;
+  m.RecordRpc("/a.v1.S/M", off.ClientOf({}), grpc::StatusCode::OK, 0.001);
+  m.RecordRpc("/a.v1.S/M", "alice", grpc::StatusCode::NOT_FOUND, 0.001);
+  EXPECT_EQ(CounterValue(m, "spinnet_client_requests_total",
+                         {{"client", "anonymous"},
+                          {"method", "a.v1.S/M"},
+                          {"code", "OK"}}),
+            1);
+  EXPECT_EQ(CounterValue(m, "spinnet_client_requests_total",
+                         {{"client", "alice"},
+                          {"method", "a.v1.S/M"},
+                          {"code", "NOT_FOUND"}}),
+            1);
 }
 
 }  // namespace
