@@ -1,5 +1,6 @@
 #include "server/api/metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <vector>
@@ -73,16 +74,24 @@ class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
 class RpcMetricsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit RpcMetricsInterceptorFactory(ServerMetrics* metrics)
-      : metrics_(metrics) {}
+  RpcMetricsInterceptorFactory(ServerMetrics* metrics,
+                               std::vector<std::string> self_timed)
+      : metrics_(metrics), self_timed_(std::move(self_timed)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RpcMetricsInterceptor(metrics_, info->method());
+    const char* method = info->method();
+    if (method != nullptr &&
+        std::find(self_timed_.begin(), self_timed_.end(), method) !=
+            self_timed_.end()) {
+      return nullptr;  // gRPC then runs the call without interceptors
+    }
+    return new RpcMetricsInterceptor(metrics_, method);
   }
 
  private:
   ServerMetrics* const metrics_;
+  const std::vector<std::string> self_timed_;  // a few: a list is enough
 };
 
 }  // namespace
@@ -180,8 +189,9 @@ absl::StatusOr<std::string> ServerMetrics::StartExposer(
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-ServerMetrics::MakeInterceptorFactory() {
-  return std::make_unique<RpcMetricsInterceptorFactory>(this);
+ServerMetrics::MakeInterceptorFactory(std::vector<std::string> self_timed) {
+  return std::make_unique<RpcMetricsInterceptorFactory>(this,
+                                                        std::move(self_timed));
 }
 
 void ServerMetrics::RecordRpc(absl::string_view method, grpc::StatusCode code,
