@@ -53,7 +53,7 @@ bench:
 	$(MAKE) build
 	/usr/bin/python3 tests/bench/compare_torch.py --build $(BUILD)
 	/usr/bin/python3 tests/bench/queue_bench.py $(BUILD)
-	$(BUILD)/tests/bench/stream_load --seconds 3
+	/usr/bin/python3 tests/bench/stream_compare.py $(BUILD)/tests/bench/stream_load
 
 clean:
 	rm -rf $(BUILD)
