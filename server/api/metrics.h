@@ -57,7 +57,7 @@ class ServerMetrics : public JobMetrics, public StreamMetrics {
   // themselves. That is for busy streams: with any interceptor on a call,
   // gRPC 1.51 sends every completed read and write of it through the core a
   // second time (an empty batch, so that the interceptors run before the
-  // callback), about a third of a streamed time step's CPU.
+  // callback): on the 2-core VM about a sixth of a streamed time step's CPU.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
   MakeInterceptorFactory(std::vector<std::string> self_timed = {});
 
