@@ -45,13 +45,15 @@ test: check
 run: build
 	$(BUILD)/server/spinnet-server --data-dir spinnet-data
 
-# Throughput benchmarks, with eager PyTorch side by side, and the job
-# queue on SQLite and PostgreSQL (tests/bench/).
+# Throughput benchmarks, with eager PyTorch side by side, the job queue on
+# SQLite and PostgreSQL, and StreamClassify next to a bare gRPC echo stream
+# (tests/bench/).
 bench:
 	SPINNET_BENCH_DEPS=1 bash deploy/install-deps.sh
 	$(MAKE) build
 	/usr/bin/python3 tests/bench/compare_torch.py --build $(BUILD)
 	/usr/bin/python3 tests/bench/queue_bench.py $(BUILD)
+	/usr/bin/python3 tests/bench/stream_compare.py $(BUILD)/tests/bench/stream_load
 
 clean:
 	rm -rf $(BUILD)

@@ -11,16 +11,23 @@
 namespace spinnet {
 namespace {
 
+// Assigns every field of *c, reusing its string and vector storage.
+void FillClassification(const Model& model,
+                        const Eigen::Ref<const Vector>& probs,
+                        double energy_joules, Classification* c) {
+  Index best;
+  probs.maxCoeff(&best);
+  c->class_index = static_cast<int>(best);
+  c->label = model.class_labels[best];
+  c->probabilities = probs;
+  c->energy_joules = energy_joules;
+}
+
 Classification MakeClassification(const Model& model,
                                   const Eigen::Ref<const Vector>& probs,
                                   double energy_joules) {
   Classification c;
-  Index best;
-  probs.maxCoeff(&best);
-  c.class_index = static_cast<int>(best);
-  c.label = model.class_labels[best];
-  c.probabilities = probs;
-  c.energy_joules = energy_joules;
+  FillClassification(model, probs, energy_joules, &c);
   return c;
 }
 
@@ -126,14 +133,20 @@ double StreamingSession::Output(int layer, int index) const {
 }
 
 absl::StatusOr<Classification> StreamingSession::Current() const {
+  Classification c;
+  RETURN_IF_ERROR(CurrentInto(&c));
+  return c;
+}
+
+absl::Status StreamingSession::CurrentInto(Classification* out) const {
   if (steps_ == 0) {
     return absl::FailedPreconditionError(
         "no time step fed yet; send at least one before asking for a class");
   }
-  Matrix logits, probs;
-  net_.Logits(tr_, slot_, &logits);
-  Network<double>::Softmax(logits, &probs);
-  return MakeClassification(*model_, probs.col(0), stats_.energy_joules[0]);
+  net_.Logits(tr_, slot_, &logits_);
+  Network<double>::Softmax(logits_, &probs_);
+  FillClassification(*model_, probs_.col(0), stats_.energy_joules[0], out);
+  return absl::OkStatus();
 }
 
 }  // namespace spinnet

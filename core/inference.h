@@ -53,6 +53,9 @@ class StreamingSession {
   // Classification of the steps fed since the last Reset (FAILED_PRECONDITION
   // before the first step).
   absl::StatusOr<Classification> Current() const;
+  // The same into *out, reusing its storage: no allocation once *out has
+  // held a classification by this model (a stream answers every step).
+  absl::Status CurrentInto(Classification* out) const;
   // Starts a new sequence.
   void Reset();
   // Output y of neuron `index` of hidden layer `layer` now (model.md 2:
@@ -71,6 +74,7 @@ class StreamingSession {
   Index slot_ = 0;         // slot holding the current state
   Matrix drive0_;
   Matrix u_;
+  mutable Matrix logits_, probs_;  // CurrentInto's scratch
   SequenceStats stats_;
   int64_t steps_ = 0;
   uint64_t sequences_ = 0;  // started so far: the noise stream of the next

@@ -173,7 +173,8 @@ class InferenceServiceImpl::Stream final
         limits_(service->limits_),
         reap_after_ns_(ToNanos(absl::Now() + limits_.idle_timeout)),
         protocol_(service->models_, service->metrics_,
-                  limits_.max_values_per_message) {
+                  limits_.max_values_per_message),
+        client_(service->auth_->ClientOf(ctx->client_metadata(), ctx)) {
     absl::Status auth = service_->auth_->Authorize(*ctx, rpc::kStreamClassify);
     if (!auth.ok()) {
       FinishNow(api::ToGrpcStatus(auth));
@@ -275,6 +276,10 @@ class InferenceServiceImpl::Stream final
 
   void FinishNow(grpc::Status status) {
     finished_ = true;
+    const std::chrono::duration<double> elapsed =
+        std::chrono::steady_clock::now() - start_;
+    service_->metrics_->RecordRpc(kStreamClassifyMethod, client_,
+                                  status.error_code(), elapsed.count());
     Finish(std::move(status));
   }
 
@@ -320,6 +325,9 @@ class InferenceServiceImpl::Stream final
   InferenceServiceImpl* const service_;
   grpc::CallbackServerContext* const ctx_;
   const StreamLimits& limits_;
+  // For the RPC metric (kStreamClassifyMethod has no interceptor).
+  const std::chrono::steady_clock::time_point start_ =
+      std::chrono::steady_clock::now();
   bool admitted_ = false;  // set in the constructor only
   // When the reaper should next look (unix ns): lets it skip busy streams
   // without taking their mutex.
@@ -327,6 +335,7 @@ class InferenceServiceImpl::Stream final
 
   std::mutex mu_;
   StreamProtocol protocol_ ABSL_GUARDED_BY(mu_);
+  const std::string client_;  // for the RPC metric, as the interceptor names it
   Request request_ ABSL_GUARDED_BY(mu_);
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;

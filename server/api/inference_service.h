@@ -37,6 +37,13 @@ struct StreamLimits {
   int max_pending_writes = 4;
 };
 
+// StreamClassify's full method name. Its streams record their own RPC
+// metric (ServerMetrics::RecordRpc, timed from the stream's start to its
+// status): give it to MakeInterceptorFactory's `self_timed`, which spares
+// every read and write of a stream the interceptor's extra trip through gRPC.
+inline constexpr char kStreamClassifyMethod[] =
+    "/spinnet.v1.InferenceService/StreamClassify";
+
 // Requests per Classify call; more is INVALID_ARGUMENT.
 inline constexpr int kMaxSequencesPerClassify = 4096;
 // Bounds of one TraceNeurons call (more is INVALID_ARGUMENT): sequences,

@@ -1,5 +1,6 @@
 #include "server/api/metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <vector>
@@ -40,7 +41,6 @@ std::string CodeName(int code) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
-// Times one RPC for ServerMetrics::RecordRpc.
 // Times one RPC and names its client for ServerMetrics::RecordRpc.
 class RpcMetricsInterceptor : public grpc::experimental::Interceptor {
  public:
@@ -83,17 +83,25 @@ class RpcMetricsInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   RpcMetricsInterceptorFactory(ServerMetrics* metrics,
-                               const TokenAuthorizer* auth)
-      : metrics_(metrics), auth_(auth) {}
+                               const TokenAuthorizer* auth,
+                               std::vector<std::string> self_timed)
+      : metrics_(metrics), auth_(auth), self_timed_(std::move(self_timed)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
+    const char* method = info->method();
+    if (method != nullptr &&
+        std::find(self_timed_.begin(), self_timed_.end(), method) !=
+            self_timed_.end()) {
+      return nullptr;  // gRPC then runs the call without interceptors
+    }
     return new RpcMetricsInterceptor(metrics_, auth_, info);
   }
 
  private:
   ServerMetrics* const metrics_;
   const TokenAuthorizer* const auth_;
+  const std::vector<std::string> self_timed_;  // a few: a list is enough
 };
 
 }  // namespace
@@ -198,8 +206,10 @@ absl::StatusOr<std::string> ServerMetrics::StartExposer(
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-ServerMetrics::MakeInterceptorFactory(const TokenAuthorizer* auth) {
-  return std::make_unique<RpcMetricsInterceptorFactory>(this, auth);
+ServerMetrics::MakeInterceptorFactory(const TokenAuthorizer* auth,
+                                      std::vector<std::string> self_timed) {
+  return std::make_unique<RpcMetricsInterceptorFactory>(this, auth,
+                                                        std::move(self_timed));
 }
 
 void ServerMetrics::RecordRpc(absl::string_view method,

@@ -195,7 +195,8 @@ absl::Status SpinnetServer::Start() {
   builder.SetMaxSendMessageSize(o.max_message_bytes);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
-  interceptors.push_back(metrics_->MakeInterceptorFactory(auth_.get()));
+  interceptors.push_back(
+      metrics_->MakeInterceptorFactory(auth_.get(), {kStreamClassifyMethod}));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(training_.get());
   builder.RegisterService(sweep_.get());

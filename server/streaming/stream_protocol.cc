@@ -175,15 +175,16 @@ bool StreamProtocol::Continue(ResponseSink& sink) {
 }
 
 void StreamProtocol::SendAnswer(bool final, ResponseSink& sink) {
-  absl::StatusOr<Classification> c = session_->Current();
-  SPINNET_CHECK(c.ok());  // only called after a step was fed
+  const absl::Status s = session_->CurrentInto(&current_);
+  SPINNET_CHECK(s.ok());  // only called after a step was fed
   Response r;
   v1::StreamAnswer* answer = r.mutable_answer();
   answer->set_sequence(sequence_);
   answer->set_final(final);
-  ToProto(*c, session_->steps(), answer->mutable_classification());
+  ToProto(current_, session_->steps(), answer->mutable_classification());
   if (final && metrics_ != nullptr) {
-    metrics_->RecordClassification(model_.info.name(), c->energy_joules);
+    metrics_->RecordClassification(model_.info.name(),
+                                   current_.energy_joules);
   }
   sink.Send(std::move(r));
 }

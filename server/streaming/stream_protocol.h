@@ -77,6 +77,7 @@ class StreamProtocol {
   std::unique_ptr<StreamingSession> session_;  // null until open
   int provisional_every_ = 0;
   int64_t sequence_ = 0;  // of the current sequence, from 0
+  Classification current_;  // the latest answer's, storage kept for the next
   // The `steps` message being fed, and its next step.
   v1::StreamSteps steps_;
   int64_t next_step_ = 0;

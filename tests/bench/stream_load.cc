@@ -7,10 +7,13 @@
 // each, spread over up to 16 channels) send the test digits one time step
 // per message and send the next step only once the previous one's answer
 // (provisional_every = 1) is back. Reported: round-trip latency per step and
-// steps/s, for spinnet and for echo. Then 4 threads call Classify with
-// batches of 1 and of 32 sequences.
+// steps/s, for spinnet and for echo. Then the open rate: 16 threads (one
+// channel each) open a session, send one time step, wait for its answer and
+// close, over and over: sessions per second and the p50 time from the call's
+// start to the first answer. Then 4 threads call Classify with batches of 1
+// and of 32 sequences.
 //
-//   stream_load [--sessions 1,16,256] [--seconds 5] [--json]
+//   stream_load [--sessions 1,16,256,1024] [--seconds 5] [--json]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -40,6 +43,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kModel[] = "bench";
 constexpr int kMaxChannels = 16;
+constexpr int kOpeners = 16;  // concurrent sessions of the open-rate test
 constexpr double kWarmupSeconds = 1.0;
 
 [[noreturn]] void Die(const std::string& what) {
@@ -163,14 +167,20 @@ class Run {
 
 // One closed-loop session: a message goes out once the previous message's
 // write has completed and its answer is in (whichever callback comes second
-// sends). A read is always outstanding until the stream ends.
+// sends). A read is always outstanding until the stream ends. A `one_step`
+// session half-closes after its first answer and records the time from its
+// start to that answer instead of each step's round trip.
 template <typename Api>
 class Session final : public grpc::ClientBidiReactor<typename Api::Request,
                                                      typename Api::Response> {
  public:
   Session(typename Api::Service::Stub* stub, const Dataset* data, int first,
-          Run* run)
-      : data_(data), sequence_(first % data->size()), run_(run) {
+          Run* run, bool one_step = false)
+      : data_(data),
+        sequence_(first % data->size()),
+        run_(run),
+        one_step_(one_step),
+        start_ns_(Clock::now().time_since_epoch().count()) {
     Api::Call(stub, &ctx_, this);
     this->StartRead(&response_);
     if (Api::kOpens) {
@@ -197,7 +207,8 @@ class Session final : public grpc::ClientBidiReactor<typename Api::Request,
     }
     if (!opening_ && run_->phase() == Run::kMeasuring) {
       const int64_t now = Clock::now().time_since_epoch().count();
-      latencies_.push_back((now - sent_ns_.load()) / 1e3f);
+      latencies_.push_back((now - (one_step_ ? start_ns_ : sent_ns_.load())) /
+                           1e3f);
     }
     opening_ = false;
     this->StartRead(&response_);
@@ -214,7 +225,10 @@ class Session final : public grpc::ClientBidiReactor<typename Api::Request,
 
  private:
   void SendNextStep() {
-    if (run_->phase() == Run::kStopping) return this->StartWritesDone();
+    if (run_->phase() == Run::kStopping || (one_step_ && sent_steps_ == 1)) {
+      return this->StartWritesDone();
+    }
+    ++sent_steps_;
     const Index steps = data_->values.rows();
     Api::SetStep(data_->values(step_, sequence_), step_ == steps - 1,
                  &request_);
@@ -234,6 +248,9 @@ class Session final : public grpc::ClientBidiReactor<typename Api::Request,
   Index sequence_;
   Index step_ = 0;
   Run* const run_;
+  const bool one_step_;
+  const int64_t start_ns_;
+  int64_t sent_steps_ = 0;
   grpc::ClientContext ctx_;
   typename Api::Request request_;
   typename Api::Response response_;
@@ -261,6 +278,10 @@ struct StreamResult {
   double p50_us = 0, p99_us = 0, steps_per_second = 0;
 };
 
+struct OpenResult {
+  double sessions_per_second = 0, p50_us = 0;
+};
+
 double Percentile(std::vector<float>& v, double q) {
   if (v.empty()) return 0;
   auto nth =
@@ -272,6 +293,7 @@ double Percentile(std::vector<float>& v, double q) {
 template <typename Api>
 StreamResult RunStreams(const std::string& target, int sessions, double seconds,
                         const Dataset& data) {
+  std::fprintf(stderr, "S=%d %s...\n", sessions, Api::kName);
   std::vector<std::unique_ptr<typename Api::Service::Stub>> stubs;
   for (const auto& channel :
        Channels(target, std::min(sessions, kMaxChannels))) {
@@ -294,6 +316,42 @@ StreamResult RunStreams(const std::string& target, int sessions, double seconds,
   r.steps_per_second = latencies.size() / measured.count();
   r.p50_us = Percentile(latencies, 0.50);
   r.p99_us = Percentile(latencies, 0.99);
+  return r;
+}
+
+// kOpeners threads, each with its own channel, run one-step sessions one
+// after the other for `seconds`.
+template <typename Api>
+OpenResult RunOpens(const std::string& target, double seconds,
+                    const Dataset& data) {
+  std::fprintf(stderr, "open rate, %s...\n", Api::kName);
+  const auto channels = Channels(target, kOpeners);
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  std::mutex mu;
+  std::vector<float> all;  // µs from a session's start to its first answer
+  const auto start = Clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < kOpeners; ++t) {
+    workers.emplace_back([&, t] {
+      auto stub = Api::Service::NewStub(channels[t]);
+      std::vector<float> mine;
+      for (int i = 0; Clock::now() < end; ++i) {
+        Run run;
+        run.set_phase(Run::kMeasuring);
+        Session<Api> session(stub.get(), &data, t * 7919 + i, &run,
+                             /*one_step=*/true);
+        std::vector<float> first = run.Wait(1);
+        mine.insert(mine.end(), first.begin(), first.end());
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      all.insert(all.end(), mine.begin(), mine.end());
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  const std::chrono::duration<double> elapsed = Clock::now() - start;
+  OpenResult r;
+  r.sessions_per_second = all.size() / elapsed.count();
+  r.p50_us = Percentile(all, 0.50);
   return r;
 }
 
@@ -368,7 +426,7 @@ void TrainModel(const std::string& target) {
 }
 
 struct Flags {
-  std::vector<int> sessions = {1, 16, 256};
+  std::vector<int> sessions = {1, 16, 256, 1024};
   double seconds = 5;
   bool json = false;
 };
@@ -376,7 +434,7 @@ struct Flags {
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
   const std::string usage =
-      "usage: stream_load [--sessions 1,16,256] [--seconds 5] [--json]";
+      "usage: stream_load [--sessions 1,16,256,1024] [--seconds 5] [--json]";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
@@ -404,7 +462,12 @@ struct Point {
   StreamResult spinnet, echo;
 };
 
+struct Opens {
+  OpenResult spinnet, echo;
+};
+
 void PrintMarkdown(const Flags& flags, const std::vector<Point>& points,
+                   const Opens& opens,
                    const std::vector<ClassifyResult>& classify) {
   std::printf(
       "StreamClassify vs echo, closed loop, one step per message, "
@@ -423,7 +486,13 @@ void PrintMarkdown(const Flags& flags, const std::vector<Point>& points,
         p.spinnet.steps_per_second, p.echo.steps_per_second,
         p.spinnet.steps_per_second / p.echo.steps_per_second);
   }
-  std::printf("\n");
+  std::printf(
+      "\nOpen rate, %d concurrent one-step sessions: spinnet %.0f/s (p50 "
+      "%.0f µs to the first answer), echo %.0f/s (p50 %.0f µs), ratio "
+      "%.2f\n\n",
+      kOpeners, opens.spinnet.sessions_per_second, opens.spinnet.p50_us,
+      opens.echo.sessions_per_second, opens.echo.p50_us,
+      opens.spinnet.sessions_per_second / opens.echo.sessions_per_second);
   for (const ClassifyResult& c : classify) {
     std::printf(
         "Classify, 4 threads, %d sequence(s) per call: %.0f "
@@ -433,6 +502,7 @@ void PrintMarkdown(const Flags& flags, const std::vector<Point>& points,
 }
 
 void PrintJson(const Flags& flags, const std::vector<Point>& points,
+               const Opens& opens,
                const std::vector<ClassifyResult>& classify) {
   auto stream = [](const StreamResult& r) {
     char buf[160];
@@ -457,11 +527,20 @@ void PrintJson(const Flags& flags, const std::vector<Point>& points,
                   c.batch, c.sequences_per_second, c.calls_per_second);
     calls.push_back(buf);
   }
+  auto open = [](const OpenResult& r) {
+    char buf[120];
+    std::snprintf(buf, sizeof buf,
+                  "{\"sessions_per_second\": %.1f, \"p50_us\": %.1f}",
+                  r.sessions_per_second, r.p50_us);
+    return std::string(buf);
+  };
   std::printf(
       "{\"seconds\": %g, \"cores\": %u,\n \"streams\": [%s],\n"
+      " \"opens\": {\"concurrency\": %d, \"spinnet\": %s, \"echo\": %s},\n"
       " \"classify\": [%s]}\n",
       flags.seconds, std::thread::hardware_concurrency(),
-      absl::StrJoin(rows, ",\n  ").c_str(),
+      absl::StrJoin(rows, ",\n  ").c_str(), kOpeners,
+      open(opens.spinnet).c_str(), open(opens.echo).c_str(),
       absl::StrJoin(calls, ",\n  ").c_str());
 }
 
@@ -477,6 +556,10 @@ int Main(int argc, char** argv) {
   options.listen = "127.0.0.1:0";
   options.metrics_listen = "";
   options.data_dir = dir;
+  // No admission limit in the way: a stream counts until the server's
+  // OnDone, which can come well after the client has seen the call end
+  // (sessions of the previous point, or of the open-rate test).
+  options.max_streams = 1 << 20;
   auto spinnet = std::make_unique<server::SpinnetServer>(options);
   if (absl::Status s = spinnet->Start(); !s.ok()) Die(s.ToString());
   TrainModel(spinnet->address());
@@ -493,12 +576,15 @@ int Main(int argc, char** argv) {
 
   std::vector<Point> points;
   for (int s : flags.sessions) {
-    std::fprintf(stderr, "S=%d...\n", s);
     // Braced initialisers run in order: spinnet, then echo.
     points.push_back(
         {s, RunStreams<SpinnetApi>(spinnet->address(), s, flags.seconds, test),
          RunStreams<EchoApi>(echo_address, s, flags.seconds, test)});
   }
+  // Braced initialisers run in order: spinnet, then echo.
+  const Opens opens{
+      RunOpens<SpinnetApi>(spinnet->address(), flags.seconds, test),
+      RunOpens<EchoApi>(echo_address, flags.seconds, test)};
   std::vector<ClassifyResult> classify;
   for (int batch : {1, 32}) {
     std::fprintf(stderr, "Classify, batch %d...\n", batch);
@@ -509,7 +595,7 @@ int Main(int argc, char** argv) {
   echo->Shutdown();
   spinnet.reset();
   std::filesystem::remove_all(dir);
-  (flags.json ? PrintJson : PrintMarkdown)(flags, points, classify);
+  (flags.json ? PrintJson : PrintMarkdown)(flags, points, opens, classify);
   return 0;
 }
 

@@ -11,9 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -177,6 +179,13 @@ class InferenceServiceTest : public ::testing::Test {
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
     builder.RegisterService(service_.get());
+    // The metrics interceptor as the server installs it.
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(
+        metrics_->MakeInterceptorFactory(auth_.get(), {kStreamClassifyMethod}));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     if (!bdp_probe) builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
@@ -507,6 +516,49 @@ TEST_F(InferenceServiceTest, StreamsBeyondTheLimitAreRefusedAtOnce) {
   ASSERT_TRUE(WaitForActiveStreams(1, std::chrono::seconds(1)));
   OpenStream();
   EXPECT_EQ(service_->active_streams(), 2);
+}
+
+// StreamClassify has no interceptor (see kStreamClassifyMethod): its
+// streams count themselves, once each, with the status they end with.
+TEST_F(InferenceServiceTest, StreamsRecordTheirRpcMetricOnce) {
+  StreamLimits limits;
+  limits.max_streams = 1;
+  StartServer(limits);
+  ClientStream* a = OpenStream();
+  ClientStream* refused = NewStream();
+  EXPECT_EQ(refused->Finish().error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(a->Close().ok());
+  // The requests counter of `code` and the duration histogram's count.
+  const auto counts = [this](const std::string& code) {
+    std::pair<double, uint64_t> n{0, 0};
+    for (const prometheus::MetricFamily& family :
+         metrics_->registry()->Collect()) {
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        std::map<std::string, std::string> labels;
+        for (const auto& l : metric.label) labels[l.name] = l.value;
+        if (labels["method"] != "spinnet.v1.InferenceService/StreamClassify") {
+          continue;
+        }
+        if (family.name == "spinnet_grpc_requests_total" &&
+            labels["code"] == code) {
+          n.first += metric.counter.value;
+        }
+        if (family.name == "spinnet_grpc_request_duration_seconds") {
+          n.second += metric.histogram.sample_count;
+        }
+      }
+    }
+    return n;
+  };
+  // The server records as it sends a status, which the client may see first.
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (counts("OK").first < 1 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(counts("OK").first, 1);
+  EXPECT_EQ(counts("RESOURCE_EXHAUSTED").first, 1);
+  EXPECT_EQ(counts("OK").second, 2u);
 }
 
 TEST_F(InferenceServiceTest, IdleStreamIsClosedWithAReason) {

@@ -342,7 +342,7 @@ class InterceptorTest : public ::testing::Test {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         creators;
-    creators.push_back(metrics_.MakeInterceptorFactory(&auth_));
+    creators.push_back(metrics_.MakeInterceptorFactory(&auth_, SelfTimed()));
     builder.experimental().SetInterceptorCreators(std::move(creators));
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
@@ -353,6 +353,9 @@ class InterceptorTest : public ::testing::Test {
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown();
   }
+
+  // MakeInterceptorFactory's `self_timed`.
+  virtual std::vector<std::string> SelfTimed() const { return {}; }
 
   // A unary call with raw bytes as request; the status, `*response` set.
   grpc::Status Unary(const std::string& method, const std::string& request,
@@ -504,6 +507,37 @@ TEST_F(InterceptorTest, CountsCancelledCallbackStream) {
     if (total == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(total, 1);
+}
+
+class SelfTimedInterceptorTest : public InterceptorTest {
+  std::vector<std::string> SelfTimed() const override {
+    return {"/spinnet.v1.InferenceService/StreamClassify"};
+  }
+};
+
+// A self-timed method's calls get no interceptor (the handler records them);
+// the other methods are still counted.
+TEST_F(SelfTimedInterceptorTest, SkipsSelfTimedMethods) {
+  auto stub = v1::InferenceService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->StreamClassify(&ctx);
+  EXPECT_TRUE(stream->Write(v1::StreamClassifyRequest()));
+  stream->WritesDone();
+  v1::StreamClassifyResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // The server records a call before its status reaches the client, so
+  // once the later Check is counted, the stream would have been.
+  std::string check;
+  ASSERT_TRUE(Unary("/grpc.health.v1.Health/Check", "", &check).ok());
+  EXPECT_EQ(AwaitCounter(
+                {{"method", "grpc.health.v1.Health/Check"}, {"code", "OK"}}, 1),
+            1);
+  EXPECT_FALSE(Series(metrics_, kRequests,
+                      {{"method", "spinnet.v1.InferenceService/StreamClassify"},
+                       {"code", "INVALID_ARGUMENT"}})
+                   .has_value());
 }
 
 TEST_F(InterceptorTest, UnknownMethodsShareOneLabel) {
