@@ -566,6 +566,14 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   for (const char* sub :
        {"/models", "/imported-models", "/checkpoints", "/datasets"}) {
     RETURN_IF_ERROR(MakeDir(data_dir + sub));
+    // A blob write cut short by a crash leaves its temp file; the lock
+    // proves that no writer is alive.
+    ASSIGN_OR_RETURN(const int removed,
+                     RemoveStaleTemporaries(data_dir + sub));
+    if (removed > 0) {
+      SPINNET_LOG(Info, "removed ", removed, " unfinished blob write(s) in ",
+                  data_dir, sub);
+    }
   }
   const std::string path = data_dir + "/spinnet.db";
   sqlite3* raw = nullptr;
@@ -774,7 +782,8 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
                                       absl::string_view checkpoint) {
   RETURN_IF_ERROR(CheckEpochNumber(epoch));
   ASSIGN_OR_RETURN(const std::string blob, Serialize(epoch));
-  return WithLease(lease, [&]() -> absl::Status {
+  bool rotated = false;
+  const absl::Status status = WithLease(lease, [&]() -> absl::Status {
     sqlite3* db = db_.get();
     // Files first: keep the previous checkpoint until the new one is
     // written. A crash before the commit leaves a checkpoint a little ahead
@@ -782,6 +791,7 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
     if (!checkpoint.empty()) {
       RETURN_IF_ERROR(blobs_.Rename(CheckpointBlobKey(job.id()),
                                     PreviousCheckpointBlobKey(job.id())));
+      rotated = true;
       RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(job.id()), checkpoint));
     }
     ASSIGN_OR_RETURN(
@@ -796,6 +806,20 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
     RETURN_IF_ERROR(stmt.Run());
     return WriteJob(db, job);
   });
+  if (!status.ok() && rotated) {
+    // The rows were rolled back (a full disk fails the commit): the files
+    // go back too, or a resume would start past an epoch never recorded.
+    // A crash in between leaves the previous one, which a resume reads.
+    absl::Status undo = blobs_.Delete(CheckpointBlobKey(job.id()));
+    if (undo.ok()) {
+      undo = blobs_.Rename(PreviousCheckpointBlobKey(job.id()),
+                           CheckpointBlobKey(job.id()));
+    }
+    if (!undo.ok()) {
+      SPINNET_LOG(Warning, "job ", job.id(), ": ", undo.ToString());
+    }
+  }
+  return status;
 }
 
 absl::StatusOr<Store::Checkpoints> SqliteStore::LoadCheckpoints(
