@@ -314,6 +314,147 @@ class SlowDiskTest(SqliteFaultCase):
         self.assert_serving(good)
 
 
+class PgConnectionLossTest(FaultCase):
+    """A server on a fresh database of a throw-away cluster. A psql session
+    holds a table lock so that the server's write waits in the middle of its
+    transaction; the test then kills that server connection."""
+
+    pg = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = PgCluster()
+        cls.pg.start()
+        cls.pgtmp = tempfile.TemporaryDirectory()
+        cls.password_file = os.path.join(cls.pgtmp.name, "pgpass")
+        with open(cls.password_file, "w") as f:
+            f.write(cls.pg.password + "\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.cleanup()
+        cls.pgtmp.cleanup()
+
+    def setUp(self):
+        super().setUp()
+        self.db = f"t{os.getpid()}_{self._testMethodName}"[:63]
+        self.pg.create_database(self.db)
+        self.server = Server(BUILD, "--store", self.pg.url(self.db),
+                             "--store-password-file", self.password_file,
+                             *LEASE, log=tempfile.TemporaryFile(mode="w+"))
+
+    def psql(self, *args, **kwargs):
+        return subprocess.Popen(
+            [os.path.join(self.pg.bin, "psql"), "-X", "-q", "-tA", "-v",
+             "ON_ERROR_STOP=1", "-d", self.pg.url(self.db), *args],
+            env=dict(os.environ, PGPASSWORD=self.pg.password), text=True,
+            stdout=subprocess.PIPE, **kwargs)
+
+    def query(self, sql):
+        out, _ = self.psql("-c", sql).communicate(timeout=30)
+        return out.split()
+
+    def waiting(self):
+        """The server's connections waiting for a lock."""
+        return self.query("SELECT pid FROM pg_stat_activity WHERE "
+                          "application_name = 'spinnet-server' AND "
+                          "wait_event_type = 'Lock'")
+
+    def kill_while_locked(self, table, start=lambda: None, retried=True,
+                          meanwhile=lambda: None):
+        """Locks `table` against writes, calls start(), waits for the
+        server's write to wait on the lock, kills that connection, waits for
+        the retry (on a new connection) to wait too if `retried`, calls
+        meanwhile() and releases the lock. Returns the killed backend's pid
+        and the retry's."""
+        lock = self.psql(stdin=subprocess.PIPE)
+        try:
+            lock.stdin.write(f"BEGIN; LOCK TABLE {table} IN EXCLUSIVE MODE; "
+                             "SELECT 'locked';\n")
+            lock.stdin.flush()
+            self.assertEqual(lock.stdout.readline().strip(), "locked")
+            start()
+            killed = wait_for(self.waiting, 60, f"a write waiting on {table}")
+            self.assertEqual(
+                self.query("SELECT pg_terminate_backend(" + killed[0] + ")"),
+                ["t"])
+            retry = [None]
+            if retried:
+                retry = wait_for(lambda: [p for p in self.waiting()
+                                          if p not in killed], 30, "the retry")
+            meanwhile()
+            lock.stdin.write("COMMIT;\n")
+            lock.stdin.close()
+            lock.wait(timeout=30)
+        finally:
+            if lock.poll() is None:
+                lock.kill()
+                lock.wait()
+            lock.stdout.close()
+        return killed[0], retry[0]
+
+    def blob_keys(self):
+        return sorted(self.query("SELECT key FROM blobs"))
+
+    def test_connection_killed_mid_epoch_record_and_mid_publication_is_retried(self):
+        good = self.publish_good_model()
+        for table in ("epochs", "models"):
+            with self.subTest(table):
+                # Submitted while the table is locked: the first epoch's
+                # record, or the publication at the end, waits.
+                job = []
+                killed, retry = self.kill_while_locked(
+                    table,
+                    start=lambda: job.append(
+                        self.submit(f"c{table}", "--epochs", "8")),
+                    meanwhile=lambda: self.assert_serving(good))
+                job_id = job[0]
+                done = self.wait_end(job_id)
+                self.assertEqual(field(done, "state"), "JOB_STATE_SUCCEEDED",
+                                 field(done, "failure_reason"))
+                # Retried on a new connection within its lease: the same
+                # attempt, every epoch once, one version, no checkpoint left.
+                self.assertEqual(field(done, "attempt"), 1)
+                self.assertFalse(field(done, "restarts"))
+                self.assertEqual(self.epochs(job_id), list(range(1, 9)))
+                self.assertEqual(self.versions(f"c{table}"), [1])
+                self.assertNotEqual(killed, retry)
+                keys = self.blob_keys()
+                self.assertEqual([k for k in keys if job_id in k],
+                                 [f"models/{job_id}.spnm"])
+                self.assertEqual(
+                    len(self.server.json("classify", "--model", f"c{table}",
+                                         self.csv)[0]["results"]) > 0, True)
+        self.assert_serving(good)
+
+    def test_connection_killed_mid_upload_fails_it_cleanly(self):
+        good = self.publish_good_model()
+        upload = []
+
+        def start():
+            upload.append(subprocess.Popen(
+                [os.path.join(BUILD, "client", "spinnet"), "--server",
+                 self.server.address, "datasets", "upload", self.csv, "--name",
+                 "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True))
+
+        def meanwhile():
+            # The upload fails at once (the caller may retry UNAVAILABLE),
+            # and neither its record nor its bytes are stored.
+            _, err = upload[0].communicate(timeout=30)
+            self.assertEqual(upload[0].returncode, 1)
+            self.assertIn("UNAVAILABLE", err)
+            self.assertIn("terminating connection", err)
+            self.assertNotIn("up", [field(d, "name") for d in
+                                    self.server.json("datasets")[0]["datasets"]])
+            self.assertNotIn("datasets/up.csv", self.blob_keys())
+            self.assert_serving(good)
+
+        self.kill_while_locked("blobs", start=start, retried=False,
+                               meanwhile=meanwhile)
+        self.server.cli("datasets", "upload", self.csv, "--name", "up")
+        self.assertIn("datasets/up.csv", self.blob_keys())
+
 if __name__ == "__main__":
     BUILD = os.path.abspath(sys.argv.pop(1))
     FAULTFS = os.path.abspath(sys.argv.pop(1))
