@@ -782,17 +782,27 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
                                       absl::string_view checkpoint) {
   RETURN_IF_ERROR(CheckEpochNumber(epoch));
   ASSIGN_OR_RETURN(const std::string blob, Serialize(epoch));
+  const std::string newest = CheckpointBlobKey(job.id());
+  const std::string previous = PreviousCheckpointBlobKey(job.id());
+  // The new checkpoint's bytes reach the disk before the store's lock is
+  // taken, so that a slow disk holds up this job and not every other call.
+  // The name has the lease's token (a worker whose lease was taken cannot
+  // touch the new holder's file) and is a temp file's (core/file_util.h),
+  // so that one left by a crash goes at the next Open.
+  const std::string staged = absl::StrCat(newest, ".tmp.", lease.token);
+  if (!checkpoint.empty()) RETURN_IF_ERROR(blobs_.Put(staged, checkpoint));
   bool rotated = false;
   const absl::Status status = WithLease(lease, [&]() -> absl::Status {
     sqlite3* db = db_.get();
-    // Files first: keep the previous checkpoint until the new one is
-    // written. A crash before the commit leaves a checkpoint a little ahead
-    // of the rows, which the resume reads as it is.
+    // Files first, renames only: the previous checkpoint is kept until the
+    // new one is in place. A crash before the commit leaves a checkpoint a
+    // little ahead of the rows, which the resume reads as it is; a power
+    // loss after it may undo the renames (they are not synced), which
+    // leaves one behind: that epoch runs again.
     if (!checkpoint.empty()) {
-      RETURN_IF_ERROR(blobs_.Rename(CheckpointBlobKey(job.id()),
-                                    PreviousCheckpointBlobKey(job.id())));
+      RETURN_IF_ERROR(blobs_.Rename(newest, previous));
       rotated = true;
-      RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(job.id()), checkpoint));
+      RETURN_IF_ERROR(blobs_.Rename(staged, newest));
     }
     ASSIGN_OR_RETURN(
         Statement stmt,
@@ -806,14 +816,15 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
     RETURN_IF_ERROR(stmt.Run());
     return WriteJob(db, job);
   });
-  if (!status.ok() && rotated) {
-    // The rows were rolled back (a full disk fails the commit): the files
-    // go back too, or a resume would start past an epoch never recorded.
-    // A crash in between leaves the previous one, which a resume reads.
-    absl::Status undo = blobs_.Delete(CheckpointBlobKey(job.id()));
-    if (undo.ok()) {
-      undo = blobs_.Rename(PreviousCheckpointBlobKey(job.id()),
-                           CheckpointBlobKey(job.id()));
+  if (!status.ok() && !checkpoint.empty()) {
+    // The rows were rolled back (a full disk fails the commit), or the
+    // lease was lost: the files go back too, or a resume would start past
+    // an epoch never recorded. A crash in between leaves the previous
+    // checkpoint, which a resume reads.
+    absl::Status undo = blobs_.Delete(staged);
+    if (rotated) {
+      if (undo.ok()) undo = blobs_.Delete(newest);
+      if (undo.ok()) undo = blobs_.Rename(previous, newest);
     }
     if (!undo.ok()) {
       SPINNET_LOG(Warning, "job ", job.id(), ": ", undo.ToString());
