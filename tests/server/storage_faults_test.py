@@ -132,6 +132,11 @@ class SqliteFaultCase(FaultCase):
                              env={"LD_PRELOAD": FAULTFS,
                                   "SPINNET_FAULTS": self.control})
 
+    def restart(self):
+        self.server.stop(signal.SIGKILL)
+        self.server.log.close()
+        self.start()
+
     def fault(self, line):
         if line is None:
             if os.path.exists(self.control):
@@ -195,9 +200,7 @@ class CheckpointFaultTest(SqliteFaultCase):
         self.assertEqual(self.files("checkpoints"),
                          sorted([f"{job_id}.ckpt", f"{job_id}.ckpt.prev",
                                  os.path.basename(torn[0])]))
-        old = self.server
-        self.start()
-        old.log.close()
+        self.restart()
         done = self.wait_end(job_id)
         self.assertEqual(field(done, "state"), "JOB_STATE_SUCCEEDED",
                          field(done, "failure_reason"))
@@ -233,6 +236,29 @@ class PublicationFaultTest(SqliteFaultCase):
         # The disk back: the next job publishes version 1 of its model.
         done = self.wait_end(self.submit("p0", "--epochs", "2"))
         self.assertEqual(field(done, "model_version"), 1)
+
+    def test_a_kill_in_the_middle_of_writing_the_model_publishes_it_once_later(self):
+        good = self.publish_good_model()
+        before = self.files("models")
+        self.fault("path=*/models/* ops=write mode=kill count=1")
+        job_id = self.submit("k", "--epochs", "3")
+        self.server.proc.wait(timeout=60)
+        self.assertEqual(self.server.proc.returncode, -signal.SIGKILL)
+        self.fault(None)
+        torn = [f for f in self.files("models") if f not in before]
+        self.assertEqual(len(torn), 1)
+        self.assertIn(".tmp.", torn[0])
+        self.restart()
+        # Not published before the crash: the resumed job publishes
+        # version 1, once, and the torn file is gone.
+        done = self.wait_end(job_id)
+        self.assertEqual(field(done, "state"), "JOB_STATE_SUCCEEDED",
+                         field(done, "failure_reason"))
+        self.assertEqual(field(done, "attempt"), 2)
+        self.assertEqual(self.versions("k"), [1])
+        self.assertEqual(self.files("models"), sorted(before + [f"{job_id}.spnm"]))
+        self.assertEqual(self.epochs(job_id), [1, 2, 3])
+        self.assert_serving(good)
 
     def test_an_import_that_cannot_be_stored_is_refused_and_numbers_no_version(self):
         good = self.publish_good_model()
