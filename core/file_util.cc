@@ -1,12 +1,11 @@
 #include "core/file_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#include <dirent.h>
 
 #include <cstring>
 #include <utility>

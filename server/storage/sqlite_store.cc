@@ -568,8 +568,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     RETURN_IF_ERROR(MakeDir(data_dir + sub));
     // A blob write cut short by a crash leaves its temp file; the lock
     // proves that no writer is alive.
-    ASSIGN_OR_RETURN(const int removed,
-                     RemoveStaleTemporaries(data_dir + sub));
+    ASSIGN_OR_RETURN(const int removed, RemoveStaleTemporaries(data_dir + sub));
     if (removed > 0) {
       SPINNET_LOG(Info, "removed ", removed, " unfinished blob write(s) in ",
                   data_dir, sub);

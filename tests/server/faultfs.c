@@ -173,10 +173,14 @@ static int Hit(enum Op op, const char* path, const char* path2,
   pthread_mutex_unlock(&mu);
   if (hit) {
     char msg[1200];
-    const int n = snprintf(msg, sizeof(msg), "faultfs: %s %s: %s\n",
-                           op == kWrite ? "write" : op == kFsync ? "fsync" : "rename",
-                           path, rule->mode == kSlow ? "slow" : strerror(rule->err));
-    if (n > 0) real_write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+    const int n =
+        snprintf(msg, sizeof(msg), "faultfs: %s %s: %s\n",
+                 op == kWrite   ? "write"
+                 : op == kFsync ? "fsync"
+                                : "rename",
+                 path, rule->mode == kSlow ? "slow" : strerror(rule->err));
+    if (n > 0)
+      real_write(2, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
   }
   return hit;
 }

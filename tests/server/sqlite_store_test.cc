@@ -258,19 +258,22 @@ TEST_F(SqliteStoreTest, OpenRemovesBlobWritesCutShortByACrash) {
 TEST_F(SqliteStoreTest, ALostLeaseLeavesTheCheckpointsAsTheyWere) {
   ClaimedJob first = Claim("j-1", 1);
   ASSERT_TRUE(
-      store_->RecordEpoch(first.lease, first.job, MakeEpoch(1, 0.9), "one").ok());
+      store_->RecordEpoch(first.lease, first.job, MakeEpoch(1, 0.9), "one")
+          .ok());
   ASSERT_NO_FATAL_FAILURE(Reopen());  // the lease expires
   ASSERT_TRUE(store_->ReapExpiredLeases(3).ok());
   absl::StatusOr<std::optional<ClaimedJob>> second =
       store_->ClaimJob("w2", absl::Seconds(30));
   ASSERT_TRUE(second.ok() && second->has_value()) << second.status();
-  ASSERT_TRUE(store_->RecordEpoch((*second)->lease, (*second)->job,
-                                  MakeEpoch(2, 0.8), "two")
+  ASSERT_TRUE(store_
+                  ->RecordEpoch((*second)->lease, (*second)->job,
+                                MakeEpoch(2, 0.8), "two")
                   .ok());
-  EXPECT_THAT(store_->RecordEpoch(first.lease, first.job, MakeEpoch(2, 0.5),
-                                  "zombie"),
-              StatusIs(absl::StatusCode::kAborted, "lease lost"));
-  absl::StatusOr<Store::Checkpoints> checkpoints = store_->LoadCheckpoints("j-1");
+  EXPECT_THAT(
+      store_->RecordEpoch(first.lease, first.job, MakeEpoch(2, 0.5), "zombie"),
+      StatusIs(absl::StatusCode::kAborted, "lease lost"));
+  absl::StatusOr<Store::Checkpoints> checkpoints =
+      store_->LoadCheckpoints("j-1");
   ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
   EXPECT_THAT(checkpoints->newest_first, ElementsAre("two", "one"));
   std::vector<std::string> files;
@@ -278,7 +281,8 @@ TEST_F(SqliteStoreTest, ALostLeaseLeavesTheCheckpointsAsTheyWere) {
        std::filesystem::directory_iterator(dir_ + "/checkpoints")) {
     files.push_back(entry.path().filename().string());
   }
-  EXPECT_THAT(files, ::testing::UnorderedElementsAre("j-1.ckpt", "j-1.ckpt.prev"));
+  EXPECT_THAT(files,
+              ::testing::UnorderedElementsAre("j-1.ckpt", "j-1.ckpt.prev"));
 }
 
 // The data dir lock proves the previous process is gone, so its leases need
