@@ -46,6 +46,15 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def preload():
+    """LD_PRELOAD for the server: faultfs, after the sanitizer runtimes
+    that a sanitizer build links (they must come first)."""
+    ldd = subprocess.run(["ldd", os.path.join(BUILD, "server", "spinnet-server")],
+                         capture_output=True, text=True).stdout
+    runtimes = re.findall(r"=> (\S*lib[almt]san\S*\.so\S*)", ldd)
+    return " ".join(runtimes + [FAULTFS])
+
+
 class FaultCase(unittest.TestCase):
     """A temporary directory with a small CSV (the first 100 digits), and
     the checks every fault case makes."""
@@ -129,7 +138,7 @@ class SqliteFaultCase(FaultCase):
     def start(self):
         self.server = Server(BUILD, "--data-dir", self.data, *LEASE,
                              log=tempfile.TemporaryFile(mode="w+"),
-                             env={"LD_PRELOAD": FAULTFS,
+                             env={"LD_PRELOAD": preload(),
                                   "SPINNET_FAULTS": self.control})
 
     def restart(self):
