@@ -378,9 +378,11 @@ class PgConnectionLossTest(FaultCase):
         super().setUp()
         self.db = f"t{os.getpid()}_{self._testMethodName}"[:63]
         self.pg.create_database(self.db)
+        # The default lease (15 s): a write held by the lock keeps the job's
+        # heartbeat waiting too, and the job must not be requeued meanwhile.
         self.server = Server(BUILD, "--store", self.pg.url(self.db),
                              "--store-password-file", self.password_file,
-                             *LEASE, log=tempfile.TemporaryFile(mode="w+"))
+                             log=tempfile.TemporaryFile(mode="w+"))
 
     def psql(self, *args, **kwargs):
         return subprocess.Popen(
