@@ -252,9 +252,8 @@ TEST_F(SqliteStoreTest, OpenRemovesBlobWritesCutShortByACrash) {
   }
 }
 
-// A worker whose lease was taken writes its checkpoint aside (outside the
-// store's lock) and then finds the lease gone: the new holder's files stay
-// as they were, and nothing is left behind.
+// A worker whose lease was taken writes no checkpoint: the new holder's
+// files stay as they were.
 TEST_F(SqliteStoreTest, ALostLeaseLeavesTheCheckpointsAsTheyWere) {
   ClaimedJob first = Claim("j-1", 1);
   ASSERT_TRUE(
