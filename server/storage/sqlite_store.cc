@@ -605,8 +605,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
                         absl::StrCat(what, ": ", status.message()));
   }
   guard.fd = -1;
-  return absl::WrapUnique(new SqliteStore(std::move(db), std::move(reader),
-                                          data_dir, lock_fd));
+  return absl::WrapUnique(
+      new SqliteStore(std::move(db), std::move(reader), data_dir, lock_fd));
 }
 
 std::string SqliteStore::Describe() const {
@@ -674,7 +674,8 @@ absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
 
 absl::StatusOr<v1::TrainingJob> SqliteStore::GetJob(const std::string& id) {
   absl::MutexLock lock(&read_mu_);
-  ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job, FindJob(reader_.get(), id));
+  ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job,
+                   FindJob(reader_.get(), id));
   if (!job.has_value()) return JobNotFound(id);
   return *std::move(job);
 }
@@ -688,11 +689,13 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListJobs(
   absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
-      Statement::Prepare(reader_.get(),
-                         absl::StrCat("SELECT ", kJobColumns, " FROM jobs "
-                                      "WHERE (?1 = 0 OR state = ?1) "
-                                      "AND (?2 IS NULL OR (create_us, id) < (?2, ?3)) "
-                                      "ORDER BY create_us DESC, id DESC LIMIT ?4")));
+      Statement::Prepare(
+          reader_.get(),
+          absl::StrCat("SELECT ", kJobColumns,
+                       " FROM jobs "
+                       "WHERE (?1 = 0 OR state = ?1) "
+                       "AND (?2 IS NULL OR (create_us, id) < (?2, ?3)) "
+                       "ORDER BY create_us DESC, id DESC LIMIT ?4")));
   stmt.BindInt(1, state);
   if (!after_id.empty()) {
     ASSIGN_OR_RETURN(const int64_t after_us,
@@ -1029,7 +1032,8 @@ absl::StatusOr<Store::InsertedSweep> SqliteStore::InsertSweep(
 
 absl::StatusOr<v1::Sweep> SqliteStore::GetSweep(const std::string& id) {
   absl::MutexLock lock(&read_mu_);
-  ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep, FindSweep(reader_.get(), id));
+  ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
+                   FindSweep(reader_.get(), id));
   if (!sweep.has_value()) return SweepNotFound(id);
   return *std::move(sweep);
 }
@@ -1045,7 +1049,8 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
       Statement stmt,
       Statement::Prepare(
           reader_.get(),
-          absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps "
+          absl::StrCat("SELECT ", kSweepColumns,
+                       " FROM sweeps "
                        "WHERE ?1 IS NULL OR (create_us, id) < (?1, ?2) "
                        "ORDER BY create_us DESC, id DESC LIMIT ?3")));
   if (!after_id.empty()) {
@@ -1066,8 +1071,9 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListSweepJobs(
   if (!sweep.has_value()) return SweepNotFound(sweep_id);
   ASSIGN_OR_RETURN(
       Statement stmt,
-      Statement::Prepare(reader_.get(), absl::StrCat("SELECT ", kJobColumns,
-                                                 " FROM jobs WHERE sweep_id = ?1")));
+      Statement::Prepare(reader_.get(),
+                         absl::StrCat("SELECT ", kJobColumns,
+                                      " FROM jobs WHERE sweep_id = ?1")));
   stmt.BindText(1, sweep_id);
   return ParseAllJobs(stmt);
 }
