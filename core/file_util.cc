@@ -1,5 +1,6 @@
 #include "core/file_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace spinnet {
@@ -31,6 +33,21 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
 }
 
 namespace {
+
+// WriteFileAtomically's temp file for `path`.
+std::string TemporaryOf(const std::string& path) {
+  return absl::StrCat(path, ".tmp.", getpid());
+}
+
+// Whether a file name is one that TemporaryOf makes: NAME.tmp.PID.
+bool IsTemporary(absl::string_view name) {
+  const size_t at = name.rfind(".tmp.");
+  if (at == absl::string_view::npos || at + 5 == name.size()) return false;
+  for (const char c : name.substr(at + 5)) {
+    if (!absl::ascii_isdigit(c)) return false;
+  }
+  return true;
+}
 
 std::string DirName(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -100,7 +117,7 @@ absl::StatusOr<std::string> MaybeGunzip(std::string data,
 
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  const std::string tmp = TemporaryOf(path);
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                       0644);
   if (fd < 0) return ErrnoError("cannot create", tmp);
@@ -141,6 +158,28 @@ absl::Status WriteFileAtomically(const std::string& path,
   close(dfd);
   if (rc != 0) return ErrnoError("cannot fsync directory", dir);
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> RemoveStaleTemporaries(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return ErrnoError("cannot list", dir);
+  int removed = 0;
+  absl::Status status;
+  errno = 0;
+  while (const dirent* entry = readdir(d)) {
+    if (!IsTemporary(entry->d_name)) continue;
+    const std::string path = absl::StrCat(dir, "/", entry->d_name);
+    if (unlink(path.c_str()) == 0) {
+      ++removed;
+    } else if (errno != ENOENT) {
+      status.Update(ErrnoError("cannot delete", path));
+    }
+    errno = 0;
+  }
+  if (errno != 0) status.Update(ErrnoError("cannot list", dir));
+  closedir(d);
+  if (!status.ok()) return status;
+  return removed;
 }
 
 }  // namespace spinnet

@@ -32,6 +32,12 @@ absl::StatusOr<std::string> MaybeGunzip(std::string data,
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents);
 
+// Removes the temp files that WriteFileAtomically left in `dir` (not its
+// subdirectories) when its process died in the middle of a write; returns
+// how many. Only for a directory that no other process writes to (the
+// caller holds its lock): a live writer's temp file would go too.
+absl::StatusOr<int> RemoveStaleTemporaries(const std::string& dir);
+
 }  // namespace spinnet
 
 #endif  // SPINNET_CORE_FILE_UTIL_H_

@@ -234,10 +234,24 @@ void JobRunner::Run(const ClaimedJob& claimed) {
   }
   *job.mutable_end_time() = TimestampNow();
   absl::StatusOr<v1::TrainingJob> stored;
-  const absl::Status finished = WithRetry([&]() -> absl::Status {
+  absl::Status finished = WithRetry([&]() -> absl::Status {
     stored = store_->FinishJob(active.lease, job, model);
     return stored.status();
   });
+  if (model.has_value() && !finished.ok() && !absl::IsAborted(finished) &&
+      !absl::IsUnavailable(finished)) {
+    // The model could not be stored (a full disk, an I/O error): the job
+    // fails with that reason, rather than leaving its lease to lapse and
+    // training again into the same fault.
+    job.set_state(v1::JOB_STATE_FAILED);
+    job.set_failure_reason(absl::StrCat(
+        "cannot publish model ", job.model_name(), ": ", finished.message()));
+    SPINNET_LOG(Warning, "job ", id, " failed: ", job.failure_reason());
+    finished = WithRetry([&]() -> absl::Status {
+      stored = store_->FinishJob(active.lease, job, std::nullopt);
+      return stored.status();
+    });
+  }
   if (finished.ok() && stored->state() != job.state()) {
     SPINNET_LOG(Info, "job ", id, ": a cancel came before its end (",
                 v1::JobState_Name(job.state()), ") was recorded: ",

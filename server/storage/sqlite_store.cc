@@ -540,15 +540,18 @@ void SqliteStore::CloseDb::operator()(sqlite3* db) const {
   sqlite3_close(db);
 }
 
-SqliteStore::SqliteStore(std::unique_ptr<sqlite3, CloseDb> db, std::string dir,
-                         int lock_fd)
+SqliteStore::SqliteStore(std::unique_ptr<sqlite3, CloseDb> db,
+                         std::unique_ptr<sqlite3, CloseDb> reader,
+                         std::string dir, int lock_fd)
     : dir_(std::move(dir)),
       lock_fd_(lock_fd),
       blobs_(dir_),
-      db_(std::move(db)) {}
+      db_(std::move(db)),
+      reader_(std::move(reader)) {}
 
 SqliteStore::~SqliteStore() {
-  db_.reset();      // close the database first,
+  reader_.reset();  // close the database first,
+  db_.reset();
   close(lock_fd_);  // then let another server in
 }
 
@@ -566,25 +569,44 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   for (const char* sub :
        {"/models", "/imported-models", "/checkpoints", "/datasets"}) {
     RETURN_IF_ERROR(MakeDir(data_dir + sub));
+    // A blob write cut short by a crash leaves its temp file; the lock
+    // proves that no writer is alive.
+    ASSIGN_OR_RETURN(const int removed, RemoveStaleTemporaries(data_dir + sub));
+    if (removed > 0) {
+      SPINNET_LOG(Info, "removed ", removed, " unfinished blob write(s) in ",
+                  data_dir, sub);
+    }
   }
   const std::string path = data_dir + "/spinnet.db";
-  sqlite3* raw = nullptr;
-  // NOMUTEX: the store's own mutex serializes use of the connection.
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                          SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                      nullptr);
-  // sqlite3_open_v2 returns a handle to close even when it fails.
-  std::unique_ptr<sqlite3, CloseDb> db(raw);
   const std::string what = absl::StrCat("open store ", Quoted(path));
-  if (rc != SQLITE_OK) return SqliteError(db.get(), rc, what);
-  if (const absl::Status status = SetUp(db.get()); !status.ok()) {
+  // NOMUTEX: the store's own mutexes serialize use of each connection.
+  const auto open = [&](std::unique_ptr<sqlite3, CloseDb>* db) -> absl::Status {
+    sqlite3* raw = nullptr;
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                        nullptr);
+    // sqlite3_open_v2 returns a handle to close even when it fails.
+    db->reset(raw);
+    if (rc != SQLITE_OK) return SqliteError(raw, rc, what);
+    return absl::OkStatus();
+  };
+  std::unique_ptr<sqlite3, CloseDb> db, reader;
+  RETURN_IF_ERROR(open(&db));
+  absl::Status status = SetUp(db.get());
+  if (status.ok()) status = open(&reader);
+  if (status.ok()) {
+    sqlite3_busy_timeout(reader.get(), kBusyTimeoutMs);
+    status = Exec(reader.get(), "PRAGMA query_only = ON");
+  }
+  if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat(what, ": ", status.message()));
   }
   guard.fd = -1;
-  return absl::WrapUnique(new SqliteStore(std::move(db), data_dir, lock_fd));
+  return absl::WrapUnique(
+      new SqliteStore(std::move(db), std::move(reader), data_dir, lock_fd));
 }
 
 std::string SqliteStore::Describe() const {
@@ -592,8 +614,8 @@ std::string SqliteStore::Describe() const {
 }
 
 absl::Status SqliteStore::Ping() {
-  absl::MutexLock lock(&mu_);
-  return CountRows(db_.get(), "SELECT 1").status();
+  absl::MutexLock lock(&read_mu_);
+  return CountRows(reader_.get(), "SELECT 1").status();
 }
 
 void SqliteStore::Notify(const std::string& job_id) {
@@ -651,8 +673,9 @@ absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
 }
 
 absl::StatusOr<v1::TrainingJob> SqliteStore::GetJob(const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job, FindJob(db_.get(), id));
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job,
+                   FindJob(reader_.get(), id));
   if (!job.has_value()) return JobNotFound(id);
   return *std::move(job);
 }
@@ -663,18 +686,20 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListJobs(
     return absl::InvalidArgumentError(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
-      Statement::Prepare(db_.get(),
-                         absl::StrCat("SELECT ", kJobColumns, " FROM jobs "
-                                      "WHERE (?1 = 0 OR state = ?1) "
-                                      "AND (?2 IS NULL OR (create_us, id) < (?2, ?3)) "
-                                      "ORDER BY create_us DESC, id DESC LIMIT ?4")));
+      Statement::Prepare(
+          reader_.get(),
+          absl::StrCat("SELECT ", kJobColumns,
+                       " FROM jobs "
+                       "WHERE (?1 = 0 OR state = ?1) "
+                       "AND (?2 IS NULL OR (create_us, id) < (?2, ?3)) "
+                       "ORDER BY create_us DESC, id DESC LIMIT ?4")));
   stmt.BindInt(1, state);
   if (!after_id.empty()) {
     ASSIGN_OR_RETURN(const int64_t after_us,
-                     PageTokenTime(db_.get(), "job", after_id));
+                     PageTokenTime(reader_.get(), "job", after_id));
     stmt.BindInt(2, after_us);
     stmt.BindText(3, after_id);
   }
@@ -683,8 +708,8 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListJobs(
 }
 
 absl::StatusOr<StoreCounts> SqliteStore::Count() {
-  absl::MutexLock lock(&mu_);
-  sqlite3* db = db_.get();
+  absl::MutexLock lock(&read_mu_);
+  sqlite3* db = reader_.get();
   StoreCounts c;
   ASSIGN_OR_RETURN(Statement stmt,
                    Statement::Prepare(db, "SELECT state, count(*) FROM jobs "
@@ -774,15 +799,18 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
                                       absl::string_view checkpoint) {
   RETURN_IF_ERROR(CheckEpochNumber(epoch));
   ASSIGN_OR_RETURN(const std::string blob, Serialize(epoch));
-  return WithLease(lease, [&]() -> absl::Status {
+  const std::string newest = CheckpointBlobKey(job.id());
+  const std::string previous = PreviousCheckpointBlobKey(job.id());
+  bool rotated = false;
+  const absl::Status status = WithLease(lease, [&]() -> absl::Status {
     sqlite3* db = db_.get();
     // Files first: keep the previous checkpoint until the new one is
     // written. A crash before the commit leaves a checkpoint a little ahead
     // of the rows, which the resume reads as it is.
     if (!checkpoint.empty()) {
-      RETURN_IF_ERROR(blobs_.Rename(CheckpointBlobKey(job.id()),
-                                    PreviousCheckpointBlobKey(job.id())));
-      RETURN_IF_ERROR(blobs_.Put(CheckpointBlobKey(job.id()), checkpoint));
+      RETURN_IF_ERROR(blobs_.Rename(newest, previous));
+      rotated = true;
+      RETURN_IF_ERROR(blobs_.Put(newest, checkpoint));
     }
     ASSIGN_OR_RETURN(
         Statement stmt,
@@ -796,6 +824,18 @@ absl::Status SqliteStore::RecordEpoch(const Lease& lease,
     RETURN_IF_ERROR(stmt.Run());
     return WriteJob(db, job);
   });
+  if (!status.ok() && rotated) {
+    // The rows were rolled back (a full disk fails the commit): the files
+    // go back too, or a resume would start past an epoch never recorded.
+    // A crash in between leaves the previous checkpoint, which a resume
+    // reads.
+    absl::Status undo = blobs_.Delete(newest);
+    if (undo.ok()) undo = blobs_.Rename(previous, newest);
+    if (!undo.ok()) {
+      SPINNET_LOG(Warning, "job ", job.id(), ": ", undo.ToString());
+    }
+  }
+  return status;
 }
 
 absl::StatusOr<Store::Checkpoints> SqliteStore::LoadCheckpoints(
@@ -924,9 +964,9 @@ absl::StatusOr<ReapResult> SqliteStore::ReapExpiredLeases(int max_attempts) {
 
 absl::StatusOr<std::vector<v1::EpochMetrics>> SqliteStore::ListEpochs(
     const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(Statement stmt,
-                   Statement::Prepare(db_.get(),
+                   Statement::Prepare(reader_.get(),
                                       "SELECT proto, job_id, epoch FROM epochs "
                                       "WHERE job_id = ?1 ORDER BY epoch"));
   stmt.BindText(1, job_id);
@@ -935,7 +975,7 @@ absl::StatusOr<std::vector<v1::EpochMetrics>> SqliteStore::ListEpochs(
   // No rows: a job before its first epoch, or no such job.
   if (epochs.empty()) {
     ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job,
-                     FindJob(db_.get(), job_id));
+                     FindJob(reader_.get(), job_id));
     if (!job.has_value()) return JobNotFound(job_id);
   }
   return epochs;
@@ -991,8 +1031,9 @@ absl::StatusOr<Store::InsertedSweep> SqliteStore::InsertSweep(
 }
 
 absl::StatusOr<v1::Sweep> SqliteStore::GetSweep(const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep, FindSweep(db_.get(), id));
+  absl::MutexLock lock(&read_mu_);
+  ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
+                   FindSweep(reader_.get(), id));
   if (!sweep.has_value()) return SweepNotFound(id);
   return *std::move(sweep);
 }
@@ -1003,17 +1044,18 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
     return absl::InvalidArgumentError(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
       Statement::Prepare(
-          db_.get(),
-          absl::StrCat("SELECT ", kSweepColumns, " FROM sweeps "
+          reader_.get(),
+          absl::StrCat("SELECT ", kSweepColumns,
+                       " FROM sweeps "
                        "WHERE ?1 IS NULL OR (create_us, id) < (?1, ?2) "
                        "ORDER BY create_us DESC, id DESC LIMIT ?3")));
   if (!after_id.empty()) {
     ASSIGN_OR_RETURN(const int64_t after_us,
-                     PageTokenTime(db_.get(), "sweep", after_id));
+                     PageTokenTime(reader_.get(), "sweep", after_id));
     stmt.BindInt(1, after_us);
     stmt.BindText(2, after_id);
   }
@@ -1023,14 +1065,15 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
 
 absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListSweepJobs(
     const std::string& sweep_id) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
-                   FindSweep(db_.get(), sweep_id));
+                   FindSweep(reader_.get(), sweep_id));
   if (!sweep.has_value()) return SweepNotFound(sweep_id);
   ASSIGN_OR_RETURN(
       Statement stmt,
-      Statement::Prepare(db_.get(), absl::StrCat("SELECT ", kJobColumns,
-                                                 " FROM jobs WHERE sweep_id = ?1")));
+      Statement::Prepare(reader_.get(),
+                         absl::StrCat("SELECT ", kJobColumns,
+                                      " FROM jobs WHERE sweep_id = ?1")));
   stmt.BindText(1, sweep_id);
   return ParseAllJobs(stmt);
 }
@@ -1097,10 +1140,10 @@ absl::Status SqliteStore::InsertDataset(const v1::Dataset& dataset,
 }
 
 absl::StatusOr<v1::Dataset> SqliteStore::GetDataset(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
-      Statement::Prepare(db_.get(),
+      Statement::Prepare(reader_.get(),
                          "SELECT proto, name FROM datasets WHERE name = ?1"));
   stmt.BindText(1, name);
   ASSIGN_OR_RETURN(std::optional<v1::Dataset> dataset,
@@ -1110,10 +1153,10 @@ absl::StatusOr<v1::Dataset> SqliteStore::GetDataset(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<v1::Dataset>> SqliteStore::ListDatasets() {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
-      Statement::Prepare(db_.get(),
+      Statement::Prepare(reader_.get(),
                          "SELECT proto, name FROM datasets ORDER BY name"));
   return stmt.ParseAll<v1::Dataset>("datasets");
 }
@@ -1137,10 +1180,10 @@ absl::StatusOr<v1::Model> SqliteStore::GetModel(const std::string& name,
     return absl::InvalidArgumentError(
         absl::StrCat("model version ", version, "; need >= 0"));
   }
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   // Version 0 matches every version, and the latest comes first.
   ASSIGN_OR_RETURN(Statement stmt,
-                   Statement::Prepare(db_.get(),
+                   Statement::Prepare(reader_.get(),
                                       "SELECT proto, name, version FROM models "
                                       "WHERE name = ?1 "
                                       "AND (?2 = 0 OR version = ?2) "
@@ -1155,9 +1198,9 @@ absl::StatusOr<v1::Model> SqliteStore::GetModel(const std::string& name,
 
 absl::StatusOr<std::vector<v1::Model>> SqliteStore::ListModels(
     const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&read_mu_);
   ASSIGN_OR_RETURN(Statement stmt,
-                   Statement::Prepare(db_.get(),
+                   Statement::Prepare(reader_.get(),
                                       "SELECT proto, name, version FROM models "
                                       "WHERE ?1 = '' OR name = ?1 "
                                       "ORDER BY name, version"));

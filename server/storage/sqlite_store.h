@@ -102,7 +102,8 @@ class SqliteStore : public Store {
     void operator()(sqlite3* db) const;
   };
 
-  SqliteStore(std::unique_ptr<sqlite3, CloseDb> db, std::string dir,
+  SqliteStore(std::unique_ptr<sqlite3, CloseDb> db,
+              std::unique_ptr<sqlite3, CloseDb> reader, std::string dir,
               int lock_fd);
   // Runs `change` on the job row that `lease` holds, in one write
   // transaction; ABORTED if the lease is lost. The change callback runs
@@ -116,9 +117,16 @@ class SqliteStore : public Store {
   LocalBlobStore blobs_;
   std::function<void(const std::string&)> changed_;
   absl::Mutex mu_;
-  // One connection, used by one thread at a time: SQLite serializes writers
-  // anyway, and metadata traffic is small.
+  // The connection for writes (and reads inside them), used by one thread
+  // at a time: SQLite serializes writers anyway, and metadata traffic is
+  // small.
   std::unique_ptr<sqlite3, CloseDb> db_ ABSL_PT_GUARDED_BY(mu_);
+  // A second connection for the methods that only read (lookups, listings,
+  // counts, Ping): in WAL mode a reader never waits for the writer, so they
+  // answer while a write waits for a slow or full disk (files are written
+  // under mu_).
+  absl::Mutex read_mu_;
+  std::unique_ptr<sqlite3, CloseDb> reader_ ABSL_PT_GUARDED_BY(read_mu_);
 };
 
 }  // namespace spinnet::server

@@ -231,6 +231,59 @@ TEST_F(SqliteStoreTest, DataSurvivesReopening) {
   EXPECT_TRUE(store_->IntegrityCheck().ok());
 }
 
+// A blob write cut short by a crash leaves a temp file (NAME.tmp.N); the
+// next Open removes those and nothing else.
+TEST_F(SqliteStoreTest, OpenRemovesBlobWritesCutShortByACrash) {
+  store_.reset();
+  const std::vector<std::string> stale = {
+      "/checkpoints/j-1.ckpt.tmp.7", "/checkpoints/j-1.ckpt.tmp.7.tmp.4242",
+      "/models/j-1.spnm.tmp.1", "/datasets/d.csv.tmp.99"};
+  const std::vector<std::string> kept = {
+      "/checkpoints/j-1.ckpt", "/datasets/d.tmp.csv", "/datasets/e.csv.tmp.",
+      "/imported-models/m@1.spnm"};
+  for (const std::string& name : stale) std::ofstream(dir_ + name) << "torn";
+  for (const std::string& name : kept) std::ofstream(dir_ + name) << "whole";
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  for (const std::string& name : stale) {
+    EXPECT_FALSE(std::filesystem::exists(dir_ + name)) << name;
+  }
+  for (const std::string& name : kept) {
+    EXPECT_TRUE(std::filesystem::exists(dir_ + name)) << name;
+  }
+}
+
+// A worker whose lease was taken writes no checkpoint: the new holder's
+// files stay as they were.
+TEST_F(SqliteStoreTest, ALostLeaseLeavesTheCheckpointsAsTheyWere) {
+  ClaimedJob first = Claim("j-1", 1);
+  ASSERT_TRUE(
+      store_->RecordEpoch(first.lease, first.job, MakeEpoch(1, 0.9), "one")
+          .ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());  // the lease expires
+  ASSERT_TRUE(store_->ReapExpiredLeases(3).ok());
+  absl::StatusOr<std::optional<ClaimedJob>> second =
+      store_->ClaimJob("w2", absl::Seconds(30));
+  ASSERT_TRUE(second.ok() && second->has_value()) << second.status();
+  ASSERT_TRUE(store_
+                  ->RecordEpoch((*second)->lease, (*second)->job,
+                                MakeEpoch(2, 0.8), "two")
+                  .ok());
+  EXPECT_THAT(
+      store_->RecordEpoch(first.lease, first.job, MakeEpoch(2, 0.5), "zombie"),
+      StatusIs(absl::StatusCode::kAborted, "lease lost"));
+  absl::StatusOr<Store::Checkpoints> checkpoints =
+      store_->LoadCheckpoints("j-1");
+  ASSERT_TRUE(checkpoints.ok()) << checkpoints.status();
+  EXPECT_THAT(checkpoints->newest_first, ElementsAre("two", "one"));
+  std::vector<std::string> files;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir_ + "/checkpoints")) {
+    files.push_back(entry.path().filename().string());
+  }
+  EXPECT_THAT(files,
+              ::testing::UnorderedElementsAre("j-1.ckpt", "j-1.ckpt.prev"));
+}
+
 // The data dir lock proves the previous process is gone, so its leases need
 // not run out: the first reap requeues the job.
 TEST_F(SqliteStoreTest, OpenExpiresTheLeasesOfADeadProcess) {

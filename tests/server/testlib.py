@@ -41,17 +41,18 @@ def digit_rows(n):
 class Server:
     """A spinnet-server process of build dir `build` on free loopback ports;
     `args` add flags (its store: --data-dir DIR, --store URL, ...). Its log
-    (stderr) goes to `log`, a file, if given, else to a pipe; `preexec_fn`
-    runs in the child before exec (resource limits, say)."""
+    (stderr) goes to `log`, a file, if given, else to a pipe; `env` adds
+    environment variables; `preexec_fn` runs in the child before exec
+    (resource limits, say)."""
 
-    def __init__(self, build, *args, log=None, preexec_fn=None):
+    def __init__(self, build, *args, log=None, env=None, preexec_fn=None):
         self.build = build
         self.log = log
         self.proc = subprocess.Popen(
             [os.path.join(build, "server", "spinnet-server"), "--listen",
              "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE, stderr=log or subprocess.PIPE, text=True,
-            preexec_fn=preexec_fn)
+            env=dict(os.environ, **(env or {})), preexec_fn=preexec_fn)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on (\S+?),.*metrics on http://(\S+?)/metrics", line)
         if not m:
