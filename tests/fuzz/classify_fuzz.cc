@@ -12,7 +12,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::v1::ClassifyRequest req;
-  if (!req.ParseFromArray(data, static_cast<int>(size))) return 0;
+  if (!spinnet::fuzz::ParseInput(data, size, &req)) return 0;
   spinnet::fuzz::Service& service = spinnet::fuzz::SharedService();
   absl::StatusOr<spinnet::server::LoadedModel> model =
       service.models.Get(req.model(), req.version());

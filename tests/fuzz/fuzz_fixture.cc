@@ -6,6 +6,7 @@
 #include "core/sha256.h"
 #include "core/trainer.h"
 #include "core/training_flags.h"
+#include "google/protobuf/stubs/logging.h"
 
 namespace spinnet::fuzz {
 namespace {
@@ -64,6 +65,16 @@ Checkpoint TinyCheckpoint(CellType cell, int input_dim) {
   Checkpoint start = OrDie(
       StartTraining(spec.network, spec.device, spec.train, split.train));
   return OrDie(Train(std::move(start), split.train, split.test, nullptr));
+}
+
+bool ParseInput(const uint8_t* data, size_t size,
+                google::protobuf::Message* message) {
+  static const bool quiet = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
+  return message->ParseFromArray(data, static_cast<int>(size));
 }
 
 Service::Service()

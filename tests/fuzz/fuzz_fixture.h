@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/dataset.h"
+#include "google/protobuf/message.h"
 #include "core/model_io.h"
 #include "server/catalog/registry.h"
 #include "server/storage/memory_store.h"
@@ -25,6 +26,12 @@
   } while (0)
 
 namespace spinnet::fuzz {
+
+// `message` parsed from the fuzz input, with protobuf's log (which reports
+// every string of invalid UTF-8) silenced: false for bytes that are not
+// the message, which the server would refuse before any handler runs.
+bool ParseInput(const uint8_t* data, size_t size,
+                google::protobuf::Message* message);
 
 // A small labelled CSV (classes "a", "b", "c"; 12 sequences of 6 steps of
 // `input_dim` values), deterministic.

@@ -17,7 +17,7 @@ constexpr int64_t kMaxImportBytes = 1 << 16;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::fuzz::ImportModelStream stream;
-  if (!stream.ParseFromArray(data, static_cast<int>(size))) return 0;
+  if (!spinnet::fuzz::ParseInput(data, size, &stream)) return 0;
   int next = 0;
   spinnet::v1::ImportModelHeader header;
   absl::StatusOr<std::string> bytes =

@@ -51,7 +51,7 @@ class Sink : public spinnet::server::ResponseSink {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::fuzz::StreamClassifySession session;
-  if (!session.ParseFromArray(data, static_cast<int>(size))) return 0;
+  if (!spinnet::fuzz::ParseInput(data, size, &session)) return 0;
   spinnet::fuzz::Service& service = spinnet::fuzz::SharedService();
   // A small per-message limit, so that the fuzzer reaches it.
   spinnet::server::StreamProtocol protocol(&service.models, nullptr, 1024);

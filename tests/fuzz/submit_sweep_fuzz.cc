@@ -17,7 +17,7 @@ constexpr int kMaxJobsPerSweep = 10000;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::v1::SubmitSweepRequest req;
-  if (!req.ParseFromArray(data, static_cast<int>(size))) return 0;
+  if (!spinnet::fuzz::ParseInput(data, size, &req)) return 0;
   spinnet::fuzz::Service& service = spinnet::fuzz::SharedService();
   absl::StatusOr<std::vector<spinnet::SweepPoint>> grid =
       spinnet::server::CheckSweep(req, &service.datasets, kMaxJobsPerSweep);

@@ -18,7 +18,7 @@ constexpr int64_t kMaxUploadBytes = 1 << 16;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::fuzz::UploadDatasetStream stream;
-  if (!stream.ParseFromArray(data, static_cast<int>(size))) return 0;
+  if (!spinnet::fuzz::ParseInput(data, size, &stream)) return 0;
   if (stream.fix_sha256()) {
     std::string all;
     for (const auto& msg : stream.messages()) all += msg.chunk();
