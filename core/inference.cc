@@ -24,6 +24,18 @@ Classification MakeClassification(const Model& model,
   return c;
 }
 
+// Finite inputs large enough (|u| ~ 1e150 and up) overflow the network's
+// state, and its answer is no longer a number: an error rather than NaN
+// probabilities that name an arbitrary class.
+absl::Status CheckFinite(const Classification& c) {
+  if (c.probabilities.allFinite() && std::isfinite(c.energy_joules)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      "the network's state overflowed to a non-finite value on these "
+      "inputs; scale the input values down");
+}
+
 Devices Draw(const NetworkConfig& network, const DeviceVariability& v) {
   Devices d;
   if (!v.None()) DrawDevices(network, v, &d);
@@ -75,6 +87,13 @@ absl::StatusOr<std::vector<Classification>> Classify(
                                   runner.stats().energy_joules[i - begin]);
     }
   });
+  for (int i = 0; i < n; ++i) {
+    absl::Status s = CheckFinite(out[i]);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", i, ": ", s.message()));
+    }
+  }
   return out;
 }
 
@@ -133,7 +152,10 @@ absl::StatusOr<Classification> StreamingSession::Current() const {
   Matrix logits, probs;
   net_.Logits(tr_, slot_, &logits);
   Network<double>::Softmax(logits, &probs);
-  return MakeClassification(*model_, probs.col(0), stats_.energy_joules[0]);
+  Classification c =
+      MakeClassification(*model_, probs.col(0), stats_.energy_joules[0]);
+  RETURN_IF_ERROR(CheckFinite(c));
+  return c;
 }
 
 }  // namespace spinnet

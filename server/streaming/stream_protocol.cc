@@ -175,8 +175,17 @@ bool StreamProtocol::Continue(ResponseSink& sink) {
 }
 
 void StreamProtocol::SendAnswer(bool final, ResponseSink& sink) {
+  // Called only after a step was fed; the error is an overflow of the
+  // network's state on huge inputs (reset to go on).
   absl::StatusOr<Classification> c = session_->Current();
-  SPINNET_CHECK(c.ok());  // only called after a step was fed
+  if (!c.ok()) {
+    SendError(absl::Status(c.status().code(),
+                           absl::StrCat("sequence ", sequence_, ": ",
+                                        c.status().message(),
+                                        "; send reset to start again")),
+              sink);
+    return;
+  }
   Response r;
   v1::StreamAnswer* answer = r.mutable_answer();
   answer->set_sequence(sequence_);
