@@ -4,6 +4,7 @@
 // drained whenever a `steps` message pauses, as the reactor does. Every
 // request is finished, answers are numbered in order, and each paused
 // message goes on once the writer has room.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -34,7 +35,12 @@ class Sink : public spinnet::server::ResponseSink {
       if (r.has_answer()) {
         FUZZ_CHECK(r.answer().sequence() >= last_sequence_);
         last_sequence_ = r.answer().sequence();
-        FUZZ_CHECK(r.answer().classification().probabilities_size() >= 2);
+        double sum = 0;
+        for (double p : r.answer().classification().probabilities()) {
+          FUZZ_CHECK(p >= 0 && p <= 1);
+          sum += p;
+        }
+        FUZZ_CHECK(std::abs(sum - 1) < 1e-9);
       }
       if (r.has_error()) FUZZ_CHECK(!r.error().message().empty());
     }
