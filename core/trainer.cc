@@ -149,9 +149,9 @@ double TrainingBytes(const NetworkConfig& network, const TrainConfig& train,
   // every sequence of a batch.
   const double batch = static_cast<double>(
       std::min<int64_t>(train.batch, std::max<int64_t>(sequences, 1)));
-  const double trajectory = 4.0 * network.layers * network.neurons *
-                            (static_cast<double>(steps) * network.substeps + 1) *
-                            batch;
+  const double trajectory =
+      4.0 * network.layers * network.neurons *
+      (static_cast<double>(steps) * network.substeps + 1) * batch;
   return sizeof(double) * (vectors + trajectory);
 }
 

@@ -25,9 +25,8 @@ absl::Status ClassifySequences(const Model& model,
         "no sequences to classify; send at least one");
   }
   if (n > kMaxSequencesPerClassify) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(n, " sequences in one call; the limit is ",
-                     kMaxSequencesPerClassify));
+    return absl::InvalidArgumentError(absl::StrCat(
+        n, " sequences in one call; the limit is ", kMaxSequencesPerClassify));
   }
   const int d = model.network.input_dim;
   std::map<int, std::vector<int>> by_length;  // values per sequence -> indices
@@ -48,8 +47,8 @@ absl::Status ClassifySequences(const Model& model,
     }
     Matrix batch(length, static_cast<Index>(indices.size()));
     for (size_t j = 0; j < indices.size(); ++j) {
-      batch.col(j) = ConstMatrixMap(
-          req.sequences(indices[j]).values().data(), length, 1);
+      batch.col(j) =
+          ConstMatrixMap(req.sequences(indices[j]).values().data(), length, 1);
     }
     ASSIGN_OR_RETURN(std::vector<Classification> results,
                      spinnet::Classify(model, batch, 1));
@@ -138,4 +137,3 @@ absl::Status TraceSequences(const LoadedModel& model,
 }
 
 }  // namespace spinnet::server
-

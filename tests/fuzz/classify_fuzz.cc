@@ -34,8 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < resp.results_size(); ++i) {
     const spinnet::v1::Classification& c = resp.results(i);
     FUZZ_CHECK(c.steps() * d == req.sequences(i).values_size());
-    FUZZ_CHECK(c.probabilities_size() ==
-               model->model->network.num_classes);
+    FUZZ_CHECK(c.probabilities_size() == model->model->network.num_classes);
     double sum = 0;
     for (double p : c.probabilities()) sum += p;
     FUZZ_CHECK(std::abs(sum - 1) < 1e-9);

@@ -17,8 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s CORPUS_DIR [REGRESSION_DIR...]\n",
-                 argv[0]);
+    std::fprintf(stderr, "usage: %s CORPUS_DIR [REGRESSION_DIR...]\n", argv[0]);
     return 2;
   }
   int total = 0;

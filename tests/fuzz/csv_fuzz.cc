@@ -35,15 +35,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(d.class_labels == options.known_labels);
   }
   for (int label : d.labels) {
-    FUZZ_CHECK(options.unlabelled ? label == -1 : label >= 0 && label < classes);
+    FUZZ_CHECK(options.unlabelled ? label == -1
+                                  : label >= 0 && label < classes);
   }
   FUZZ_CHECK(d.values.allFinite());
   if (options.unlabelled) return 0;
   for (const char* name : {"fuzz", "fuzz:validation", "fuzz:partition-3"}) {
     auto choice = spinnet::ParseSplitChoice(name);
     FUZZ_CHECK(choice.ok());
-    const spinnet::DatasetSplit split =
-        spinnet::MakeSplit(d, choice->second);
+    const spinnet::DatasetSplit split = spinnet::MakeSplit(d, choice->second);
     for (const spinnet::Dataset* part : {&split.train, &split.test}) {
       FUZZ_CHECK(part->class_labels == d.class_labels);
       FUZZ_CHECK(part->values.rows() == d.values.rows());

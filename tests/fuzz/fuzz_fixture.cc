@@ -40,7 +40,8 @@ std::string TinyCsv(int input_dim) {
     absl::StrAppend(&csv, kTinyLabels[label]);
     for (int v = 0; v < kTinySteps * input_dim; ++v) {
       // Each class its own frequency; values short in decimal.
-      const double x = std::round(100 * std::sin((label + 1) * 0.7 * v + i)) / 100;
+      const double x =
+          std::round(100 * std::sin((label + 1) * 0.7 * v + i)) / 100;
       absl::StrAppend(&csv, ",", x);
     }
     absl::StrAppend(&csv, "\n");
@@ -62,8 +63,8 @@ Checkpoint TinyCheckpoint(CellType cell, int input_dim) {
   spec.train.batch = 4;
   spec.train.threads = 1;
   spec.train.seed = 7;
-  Checkpoint start = OrDie(
-      StartTraining(spec.network, spec.device, spec.train, split.train));
+  Checkpoint start =
+      OrDie(StartTraining(spec.network, spec.device, spec.train, split.train));
   return OrDie(Train(std::move(start), split.train, split.test, nullptr));
 }
 
@@ -79,14 +80,16 @@ bool ParseInput(const uint8_t* data, size_t size,
 
 Service::Service()
     : models(&store, int64_t{1} << 20), datasets(&store, int64_t{1} << 20) {
-  OrDie(models.Import("stno", SerializeModel(
-                                  TinyCheckpoint(CellType::kStno, 1).model))
+  OrDie(models
+            .Import("stno",
+                    SerializeModel(TinyCheckpoint(CellType::kStno, 1).model))
             .status());
   Model second = TinyCheckpoint(CellType::kStno, 1).model;
   second.params *= 0.5;
   OrDie(models.Import("stno", SerializeModel(second)).status());
-  OrDie(models.Import("ctrnn", SerializeModel(
-                                   TinyCheckpoint(CellType::kCtrnn, 2).model))
+  OrDie(models
+            .Import("ctrnn",
+                    SerializeModel(TinyCheckpoint(CellType::kCtrnn, 2).model))
             .status());
   for (int d : {1, 2}) {
     const std::string csv = TinyCsv(d);

@@ -9,20 +9,20 @@
 #include <string>
 
 #include "core/dataset.h"
-#include "google/protobuf/message.h"
 #include "core/model_io.h"
+#include "google/protobuf/message.h"
 #include "server/catalog/registry.h"
 #include "server/storage/memory_store.h"
 
 // An invariant of a successful parse or answer; a violation is a bug the
 // fuzzer reports (abort is its crash).
-#define FUZZ_CHECK(cond)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__,     \
-                   __LINE__, #cond);                                       \
-      std::abort();                                                        \
-    }                                                                      \
+#define FUZZ_CHECK(cond)                                               \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      std::fprintf(stderr, "%s:%d: FUZZ_CHECK failed: %s\n", __FILE__, \
+                   __LINE__, #cond);                                   \
+      std::abort();                                                    \
+    }                                                                  \
   } while (0)
 
 namespace spinnet::fuzz {

@@ -47,11 +47,12 @@ void Write(const std::string& target, const std::string& name,
 void CsvSeeds() {
   Write("csv", "tiny_d1", std::string(1, '\0') + TinyCsv(1));
   Write("csv", "tiny_d2", std::string(1, '\1') + TinyCsv(2));
-  Write("csv", "known_labels", std::string(1, '\x08') +
-                                   "0,1,2\n1,0.5,-2.5e-3\n\n# comment\r\n"
-                                   "a,1e10,3\nb,0,0\n");
-  Write("csv", "unlabelled_d2", std::string(1, '\x05') +
-                                    "1,2,3,4\n5,6,7,8\n-0,1e-308,0x10,9\n");
+  Write("csv", "known_labels",
+        std::string(1, '\x08') +
+            "0,1,2\n1,0.5,-2.5e-3\n\n# comment\r\n"
+            "a,1e10,3\nb,0,0\n");
+  Write("csv", "unlabelled_d2",
+        std::string(1, '\x05') + "1,2,3,4\n5,6,7,8\n-0,1e-308,0x10,9\n");
   // The shipped digits file's first rows (label last there, so here the
   // first pixel reads as the label).
   absl::StatusOr<std::string> file = ReadMaybeGzipFile(DefaultDigitsPath());
@@ -66,7 +67,8 @@ void CsvSeeds() {
 void FileSeeds() {
   for (CellType cell : {CellType::kStno, CellType::kCtrnn}) {
     const std::string c = CellTypeName(cell);
-    const Checkpoint checkpoint = TinyCheckpoint(cell, cell == CellType::kStno ? 1 : 2);
+    const Checkpoint checkpoint =
+        TinyCheckpoint(cell, cell == CellType::kStno ? 1 : 2);
     const std::string model = SerializeModel(checkpoint.model);
     Write("model_file", c, model);
     Write("checkpoint", c, SerializeCheckpoint(checkpoint));

@@ -35,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto shared = std::make_shared<const spinnet::Model>(*std::move(model));
   spinnet::StreamingSession session(shared);
   for (int k = 0; k < 2; ++k) {
-    FUZZ_CHECK(session.Feed({sequence.data() + k * d, static_cast<size_t>(d)})
-                   .ok());
+    FUZZ_CHECK(
+        session.Feed({sequence.data() + k * d, static_cast<size_t>(d)}).ok());
   }
   FUZZ_CHECK(session.Current().ok());
   return 0;

@@ -62,8 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A small per-message limit, so that the fuzzer reaches it.
   spinnet::server::StreamProtocol protocol(&service.models, nullptr, 1024);
   Sink sink(1 + (session.sink_room() & 7));
-  for (const spinnet::v1::StreamClassifyRequest& request :
-       session.requests()) {
+  for (const spinnet::v1::StreamClassifyRequest& request : session.requests()) {
     bool done = protocol.Handle(request, sink);
     // Each Continue after a drain feeds at least one step, so a message
     // of at most 1024 values finishes within that many rounds.

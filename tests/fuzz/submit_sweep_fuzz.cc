@@ -13,7 +13,7 @@
 namespace {
 // SweepQueueOptions' default.
 constexpr int kMaxJobsPerSweep = 10000;
-}
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::v1::SubmitSweepRequest req;
