@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache) \
   $(if $(wildcard /usr/bin/python3),-DPython3_EXECUTABLE=/usr/bin/python3)
 
-.PHONY: deps build check test image-test compose-test run bench clean
+.PHONY: deps build check fuzz test image-test compose-test run bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -22,6 +22,16 @@ build: deps $(BUILD)/CMakeCache.txt
 # The ctest suite: unit, integration, CLI, end-to-end and monitoring tests.
 check: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Every fuzz target (tests/fuzz/) built with clang, libFuzzer, ASan and
+# UBSan in $(FUZZ_BUILD), then run for FUZZ_SECONDS each on its corpus,
+# JOBS at a time; prints the executions per target and fails on any finding.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= build-fuzz
+fuzz:
+	SPINNET_FUZZ_DEPS=1 bash deploy/install-deps.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_JOBS=$(JOBS) \
+	  bash tests/fuzz/run_fuzz.sh
 
 # The container image, built from the Dockerfile (its build runs the tests
 # again inside) and checked end to end by running the server from it.
@@ -38,6 +48,7 @@ compose-test:
 
 # Every test, one after the other: what CI runs.
 test: check
+	$(MAKE) fuzz
 	$(MAKE) image-test
 
 # Starts the server on 127.0.0.1:50051 (metrics on :9464) with its
@@ -56,4 +67,4 @@ bench:
 	/usr/bin/python3 tests/bench/stream_compare.py $(BUILD)/tests/bench/stream_load
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -31,6 +31,18 @@ Classification MakeClassification(const Model& model,
   return c;
 }
 
+// Finite inputs large enough (|u| ~ 1e150 and up) overflow the network's
+// state, and its answer is no longer a number: an error rather than NaN
+// probabilities that name an arbitrary class.
+absl::Status CheckFinite(const Classification& c) {
+  if (c.probabilities.allFinite() && std::isfinite(c.energy_joules)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      "the network's state overflowed to a non-finite value on these "
+      "inputs; scale the input values down");
+}
+
 Devices Draw(const NetworkConfig& network, const DeviceVariability& v) {
   Devices d;
   if (!v.None()) DrawDevices(network, v, &d);
@@ -82,6 +94,13 @@ absl::StatusOr<std::vector<Classification>> Classify(
                                   runner.stats().energy_joules[i - begin]);
     }
   });
+  for (int i = 0; i < n; ++i) {
+    absl::Status s = CheckFinite(out[i]);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", i, ": ", s.message()));
+    }
+  }
   return out;
 }
 
@@ -146,7 +165,7 @@ absl::Status StreamingSession::CurrentInto(Classification* out) const {
   net_.Logits(tr_, slot_, &logits_);
   Network<double>::Softmax(logits_, &probs_);
   FillClassification(*model_, probs_.col(0), stats_.energy_joules[0], out);
-  return absl::OkStatus();
+  return CheckFinite(*out);
 }
 
 }  // namespace spinnet

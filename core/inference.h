@@ -30,7 +30,8 @@ absl::Status ValidateSequences(const Model& model, const Matrix& sequences);
 // a `variability`, on the chip it draws (MODEL.md "Device variability"),
 // column j with the thermal noise of sequence j: reproducible for a seed and
 // independent of `threads`. The default (none) is the nominal network.
-// INVALID_ARGUMENT for bad sequences or a variability that fails Validate.
+// INVALID_ARGUMENT for bad sequences, a variability that fails Validate, or
+// inputs so large that the network's state overflows (naming the sequence).
 absl::StatusOr<std::vector<Classification>> Classify(
     const Model& model, const Matrix& sequences, int threads = 1,
     const DeviceVariability& variability = DeviceVariability());
@@ -51,7 +52,8 @@ class StreamingSession {
   // non-finite value; the state is unchanged then.
   absl::Status Feed(absl::Span<const double> sample);
   // Classification of the steps fed since the last Reset (FAILED_PRECONDITION
-  // before the first step).
+  // before the first step; INVALID_ARGUMENT once huge inputs have overflowed
+  // the state, until the next Reset).
   absl::StatusOr<Classification> Current() const;
   // The same into *out, reusing its storage: no allocation once *out has
   // held a classification by this model (a stream answers every step).

@@ -141,6 +141,20 @@ Evaluation Evaluate(const Model& model, const Dataset& data, int threads,
   return Evaluation{loss / n, correct / n, drive / n, energy / n};
 }
 
+double TrainingBytes(const NetworkConfig& network, const TrainConfig& train,
+                     int64_t steps, int64_t sequences) {
+  const double params = static_cast<double>(ParamLayout(network).size());
+  const double vectors = params * (4 + train.threads);
+  // a, s, z and y of every layer and neuron at every Euler step (+1) of
+  // every sequence of a batch.
+  const double batch = static_cast<double>(
+      std::min<int64_t>(train.batch, std::max<int64_t>(sequences, 1)));
+  const double trajectory =
+      4.0 * network.layers * network.neurons *
+      (static_cast<double>(steps) * network.substeps + 1) * batch;
+  return sizeof(double) * (vectors + trajectory);
+}
+
 absl::StatusOr<Checkpoint> StartTraining(const NetworkConfig& network,
                                          const DeviceParams& device,
                                          const TrainConfig& train,
@@ -150,6 +164,17 @@ absl::StatusOr<Checkpoint> StartTraining(const NetworkConfig& network,
   RETURN_IF_ERROR(train.Validate());
   RETURN_IF_ERROR(ValidateVariability(network, device, train));
   RETURN_IF_ERROR(CheckData(network, train_data, "training"));
+  const double bytes =
+      TrainingBytes(network, train, train_data.steps, train_data.size());
+  if (bytes > kMaxTrainingBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training would take about ", std::ceil(bytes / (1 << 20)),
+        " MiB (parameters, optimizer state, a gradient per thread and the "
+        "trajectories of a batch); the limit is ",
+        kMaxTrainingBytes / (1 << 20),
+        " MiB: use fewer layers, neurons, substeps, threads or a smaller "
+        "batch"));
+  }
   Checkpoint c;
   Model& m = c.model;
   m.network = network;

@@ -25,8 +25,23 @@ class TrainingObserver {
   virtual bool StopRequested() { return false; }
 };
 
+// The most memory one training run may take (2 GiB; the default digits
+// network takes 25 MiB): StartTraining refuses a
+// configuration whose TrainingBytes exceed it (INVALID_ARGUMENT), so that no
+// request can make a worker allocate without bound.
+inline constexpr double kMaxTrainingBytes = 2.0 * (1 << 30);
+
+// An upper estimate of the memory a run of `network` and `train` takes on
+// `sequences` sequences of `steps` time steps: the parameter-sized vectors
+// (parameters, mask, Adam's two moments, one gradient per thread) and the
+// BPTT trajectories of one batch (every Euler step of every layer kept for
+// the backward pass).
+double TrainingBytes(const NetworkConfig& network, const TrainConfig& train,
+                     int64_t steps, int64_t sequences);
+
 // The training state before the first epoch: parameters initialised and
-// masks drawn from train.seed. Validates the configuration against the data.
+// masks drawn from train.seed. Validates the configuration against the data
+// and refuses more than kMaxTrainingBytes.
 absl::StatusOr<Checkpoint> StartTraining(const NetworkConfig& network,
                                          const DeviceParams& device,
                                          const TrainConfig& train,

@@ -25,11 +25,14 @@ PKGS=(
 # kind of VM's hybrid cgroups need, and the CNI dnsname plugin, which makes
 # container names resolve on a podman network).
 # SPINNET_BENCH_DEPS=1: the benchmark comparison with PyTorch.
+# SPINNET_FUZZ_DEPS=1: clang (with libFuzzer and the sanitizer runtimes)
+# for the fuzz targets (`make fuzz`, tests/fuzz/run_fuzz.sh).
 if [[ "${SPINNET_IMAGE_DEPS:-0}" == 1 ]]; then
   PKGS+=(buildah debootstrap debian-archive-keyring gnupg curl python3-yaml
          podman runc golang-github-containernetworking-plugin-dnsname)
 fi
 if [[ "${SPINNET_BENCH_DEPS:-0}" == 1 ]]; then PKGS+=(python3-torch); fi
+if [[ "${SPINNET_FUZZ_DEPS:-0}" == 1 ]]; then PKGS+=(clang); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

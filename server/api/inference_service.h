@@ -18,6 +18,7 @@
 #include "server/api/auth.h"
 #include "server/api/metrics.h"
 #include "server/catalog/registry.h"
+#include "server/streaming/unary_inference.h"
 #include "spinnet/v1/inference.grpc.pb.h"
 
 namespace spinnet::server {
@@ -43,15 +44,6 @@ struct StreamLimits {
 // every read and write of a stream the interceptor's extra trip through gRPC.
 inline constexpr char kStreamClassifyMethod[] =
     "/spinnet.v1.InferenceService/StreamClassify";
-
-// Requests per Classify call; more is INVALID_ARGUMENT.
-inline constexpr int kMaxSequencesPerClassify = 4096;
-// Bounds of one TraceNeurons call (more is INVALID_ARGUMENT): sequences,
-// neurons, and traced values (sequences x neurons x steps, 2 MiB of
-// doubles, so that the answer fits a client's default 4 MiB message limit).
-inline constexpr int kMaxTraceSequences = 16;
-inline constexpr int kMaxTraceNeurons = 64;
-inline constexpr int64_t kMaxTraceValues = 262144;
 
 class InferenceServiceImpl final
     : public v1::InferenceService::WithCallbackMethod_StreamClassify<

@@ -5,6 +5,7 @@
 #include "core/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "proto/grpc_status.h"
+#include "server/catalog/upload.h"
 #include "server/storage/job_records.h"
 
 namespace spinnet::server {
@@ -24,48 +25,16 @@ grpc::Status Handle(const TokenAuthorizer* auth, grpc::ServerContext* ctx,
 // server accepts, and big enough that framing costs nothing.
 constexpr size_t kChunkBytes = 32 << 10;
 
-// A client-streamed file (UploadDataset, ImportModel): a header announcing
-// size_bytes (at most `limit`), then chunks adding up to exactly that.
-// `what` names the file in errors.
+// ReadUpload (catalog/upload.h) on a gRPC reader.
 template <typename Request, typename Header>
-absl::StatusOr<std::string> ReadUpload(grpc::ServerContext* ctx,
-                                       grpc::ServerReader<Request>* reader,
-                                       int64_t limit, absl::string_view what,
-                                       Header* header) {
-  Request msg;
-  if (!reader->Read(&msg) || !msg.has_header()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the first message of a ", what, " must be the header"));
-  }
-  *header = msg.header();
-  if (header->size_bytes() < 0 || header->size_bytes() > limit) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " of ", header->size_bytes(), " bytes; the limit is ", limit));
-  }
-  std::string bytes;
-  bytes.reserve(header->size_bytes());
-  while (reader->Read(&msg)) {
-    if (msg.has_header()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("a second header in one ", what));
-    }
-    if (static_cast<int64_t>(bytes.size() + msg.chunk().size()) >
-        header->size_bytes()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " is longer than the ", header->size_bytes(),
-                       " bytes its header announced"));
-    }
-    bytes += msg.chunk();
-  }
-  if (ctx->IsCancelled()) {
-    return absl::CancelledError(absl::StrCat(what, " cancelled"));
-  }
-  if (static_cast<int64_t>(bytes.size()) != header->size_bytes()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " has ", bytes.size(),
-                                                   " bytes; the header said ",
-                                                   header->size_bytes()));
-  }
-  return bytes;
+absl::StatusOr<std::string> ReadUploadFrom(grpc::ServerContext* ctx,
+                                           grpc::ServerReader<Request>* reader,
+                                           int64_t limit,
+                                           absl::string_view what,
+                                           Header* header) {
+  return ReadUpload<Request>(
+      [reader](Request* msg) { return reader->Read(msg); },
+      [ctx] { return ctx->IsCancelled(); }, limit, what, header);
 }
 
 }  // namespace
@@ -225,8 +194,8 @@ grpc::Status DatasetServiceImpl::UploadDataset(
   return Handle(auth_, ctx, rpc::kUploadDataset, [&]() -> absl::Status {
     v1::UploadDatasetHeader header;
     ASSIGN_OR_RETURN(std::string bytes,
-                     ReadUpload(ctx, reader, datasets_->max_upload_bytes(),
-                                "upload", &header));
+                     ReadUploadFrom(ctx, reader, datasets_->max_upload_bytes(),
+                                    "upload", &header));
     ASSIGN_OR_RETURN(*resp, datasets_->Add(header, std::move(bytes)));
     return absl::OkStatus();
   });
@@ -314,8 +283,8 @@ grpc::Status ModelServiceImpl::ImportModel(
   return Handle(auth_, ctx, rpc::kImportModel, [&]() -> absl::Status {
     v1::ImportModelHeader header;
     ASSIGN_OR_RETURN(std::string bytes,
-                     ReadUpload(ctx, reader, models_->max_import_bytes(),
-                                "model import", &header));
+                     ReadUploadFrom(ctx, reader, models_->max_import_bytes(),
+                                    "model import", &header));
     ASSIGN_OR_RETURN(*resp, models_->Import(header.name(), std::move(bytes)));
     return absl::OkStatus();
   });

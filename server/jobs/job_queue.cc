@@ -39,8 +39,8 @@ absl::StatusOr<TrainingSpec> ResolveSpec(const v1::TrainingSpec& proto,
   return spec;
 }
 
-absl::StatusOr<v1::TrainingJob> JobQueue::Submit(
-    const v1::SubmitTrainingJobRequest& r) {
+absl::StatusOr<TrainingSpec> CheckSubmission(
+    const v1::SubmitTrainingJobRequest& r, DatasetRegistry* datasets) {
   RETURN_IF_ERROR(ValidateName("model", r.model_name()));
   if (r.dataset().empty()) {
     return absl::InvalidArgumentError("dataset is empty; e.g. \"digits\"");
@@ -48,8 +48,13 @@ absl::StatusOr<v1::TrainingJob> JobQueue::Submit(
   if (r.request_id().size() > 128) {
     return absl::InvalidArgumentError("request_id longer than 128 bytes");
   }
-  ASSIGN_OR_RETURN(LoadedDataset data, datasets_->Get(r.dataset()));
-  ASSIGN_OR_RETURN(TrainingSpec spec, ResolveSpec(r.spec(), data.split->train));
+  ASSIGN_OR_RETURN(LoadedDataset data, datasets->Get(r.dataset()));
+  return ResolveSpec(r.spec(), data.split->train);
+}
+
+absl::StatusOr<v1::TrainingJob> JobQueue::Submit(
+    const v1::SubmitTrainingJobRequest& r) {
+  ASSIGN_OR_RETURN(TrainingSpec spec, CheckSubmission(r, datasets_));
   v1::TrainingJob job;
   job.set_id(NewId("j-"));
   job.set_request_id(r.request_id());

@@ -34,6 +34,12 @@ std::string NewId(const std::string& prefix);
 absl::StatusOr<TrainingSpec> ResolveSpec(const v1::TrainingSpec& spec,
                                          const Dataset& train);
 
+// What Submit checks before it stores anything: the model name, dataset
+// and request id, and the spec resolved against the dataset's training
+// part. Errors as Submit's.
+absl::StatusOr<TrainingSpec> CheckSubmission(
+    const v1::SubmitTrainingJobRequest& r, DatasetRegistry* datasets);
+
 class JobQueue {
  public:
   JobQueue(Store* store, DatasetRegistry* datasets, JobEvents* events,

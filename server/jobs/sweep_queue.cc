@@ -117,7 +117,9 @@ v1::Sweep SummarizeSweep(v1::Sweep sweep,
   return sweep;
 }
 
-absl::StatusOr<v1::Sweep> SweepQueue::Submit(const v1::SubmitSweepRequest& r) {
+absl::StatusOr<std::vector<SweepPoint>> CheckSweep(
+    const v1::SubmitSweepRequest& r, DatasetRegistry* datasets,
+    int max_jobs_per_sweep) {
   if (r.dataset().empty()) {
     return absl::InvalidArgumentError("dataset is empty; e.g. \"digits\"");
   }
@@ -166,7 +168,7 @@ absl::StatusOr<v1::Sweep> SweepQueue::Submit(const v1::SubmitSweepRequest& r) {
           absl::StrCat("fixed: unknown flag --", flag));
     }
   }
-  ASSIGN_OR_RETURN(LoadedDataset data, datasets_->Get(r.dataset()));
+  ASSIGN_OR_RETURN(LoadedDataset data, datasets->Get(r.dataset()));
   absl::StatusOr<std::vector<SweepPoint>> grid =
       ExpandSweep(fixed, axes, data.split->train);
   if (!grid.ok()) {
@@ -180,12 +182,18 @@ absl::StatusOr<v1::Sweep> SweepQueue::Submit(const v1::SubmitSweepRequest& r) {
   }
   const int64_t total =
       static_cast<int64_t>(grid->size()) * r.seeds_size();
-  if (total > options_.max_jobs_per_sweep) {
+  if (total > max_jobs_per_sweep) {
     return absl::InvalidArgumentError(absl::StrCat(
         "seeds: ", grid->size(), " points x ", r.seeds_size(), " seeds = ",
-        total, " jobs; at most ", options_.max_jobs_per_sweep, " per sweep"));
+        total, " jobs; at most ", max_jobs_per_sweep, " per sweep"));
   }
+  return grid;
+}
 
+absl::StatusOr<v1::Sweep> SweepQueue::Submit(const v1::SubmitSweepRequest& r) {
+  ASSIGN_OR_RETURN(const std::vector<SweepPoint> grid,
+                   CheckSweep(r, datasets_, options_.max_jobs_per_sweep));
+  const int64_t total = static_cast<int64_t>(grid.size()) * r.seeds_size();
   v1::Sweep record;
   record.set_id(NewId("s-"));
   record.set_request_id(r.request_id());
@@ -196,7 +204,7 @@ absl::StatusOr<v1::Sweep> SweepQueue::Submit(const v1::SubmitSweepRequest& r) {
   record.set_model_name(r.model_name());
   const absl::Time now = absl::Now();
   *record.mutable_create_time() = ToTimestamp(now);
-  for (const SweepPoint& point : *grid) {
+  for (const SweepPoint& point : grid) {
     v1::SweepPoint& out = *record.add_points();
     for (const auto& [flag, value] : point.settings) {
       v1::Setting& s = *out.add_settings();
@@ -210,8 +218,8 @@ absl::StatusOr<v1::Sweep> SweepQueue::Submit(const v1::SubmitSweepRequest& r) {
   std::vector<v1::TrainingJob> jobs;
   jobs.reserve(total);
   for (int s = 0; s < r.seeds_size(); ++s) {
-    for (size_t p = 0; p < grid->size(); ++p) {
-      TrainingSpec spec = (*grid)[p].spec;
+    for (size_t p = 0; p < grid.size(); ++p) {
+      TrainingSpec spec = grid[p].spec;
       spec.train.seed = r.seeds(s);
       v1::TrainingJob job;
       job.set_id(NewId("j-"));

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/sweep.h"
 #include "server/catalog/registry.h"
 #include "server/jobs/job_events.h"
 #include "server/storage/store.h"
@@ -35,6 +36,13 @@ struct SweepQueueOptions {
 // counts, progress, revision and state, from `jobs` (in any order).
 v1::Sweep SummarizeSweep(v1::Sweep record,
                          const std::vector<v1::TrainingJob>& jobs);
+
+// What Submit checks before it stores anything: the request's fields and
+// the grid expanded and checked against the dataset's training part, with
+// at most `max_jobs_per_sweep` points x seeds. Errors as Submit's.
+absl::StatusOr<std::vector<SweepPoint>> CheckSweep(
+    const v1::SubmitSweepRequest& r, DatasetRegistry* datasets,
+    int max_jobs_per_sweep);
 
 class SweepQueue {
  public:

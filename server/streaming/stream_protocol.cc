@@ -175,8 +175,17 @@ bool StreamProtocol::Continue(ResponseSink& sink) {
 }
 
 void StreamProtocol::SendAnswer(bool final, ResponseSink& sink) {
+  // Called only after a step was fed; the error is an overflow of the
+  // network's state on huge inputs (reset to go on).
   const absl::Status s = session_->CurrentInto(&current_);
-  SPINNET_CHECK(s.ok());  // only called after a step was fed
+  if (!s.ok()) {
+    SendError(absl::Status(s.code(),
+                           absl::StrCat("sequence ", sequence_, ": ",
+                                        s.message(),
+                                        "; send reset to start again")),
+              sink);
+    return;
+  }
   Response r;
   v1::StreamAnswer* answer = r.mutable_answer();
   answer->set_sequence(sequence_);

@@ -98,5 +98,38 @@ TEST(InferenceTest, BadInputIsRejectedAndStateKept) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Found by fuzzing Classify (tests/fuzz/regressions/classify/): finite
+// inputs of magnitude 1e185 overflowed the state, and the answer was NaN
+// probabilities naming an arbitrary class. Now an error naming the sequence
+// (Classify) or until the next Reset (StreamingSession).
+TEST(InferenceTest, InputsThatOverflowTheStateAreAnError) {
+  Matrix batch = Matrix::Constant(6, 2, 0.1);
+  batch(2, 1) = 1.9e185;  // the fuzzer's values
+  batch(5, 1) = 8.8e223;
+  const double huge[2] = {1.9e185, 8.8e223};
+  const double good[2] = {0.1, 0.2};
+
+  auto stno = MakeModel(CellType::kStno, 2);
+  absl::StatusOr<std::vector<Classification>> classified =
+      Classify(*stno, batch, 1);
+  EXPECT_EQ(classified.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(classified.status().message().find("sequence 1: "),
+            std::string::npos)
+      << classified.status();
+  StreamingSession session(stno);
+  ASSERT_TRUE(session.Feed(huge).ok());
+  EXPECT_EQ(session.Current().status().code(),
+            absl::StatusCode::kInvalidArgument);
+  session.Reset();
+  ASSERT_TRUE(session.Feed(good).ok());
+  EXPECT_TRUE(session.Current().ok());
+
+  // The CTRNN's tanh saturates: the same inputs give a finite answer.
+  auto ctrnn = MakeModel(CellType::kCtrnn, 2);
+  classified = Classify(*ctrnn, batch, 1);
+  ASSERT_TRUE(classified.ok()) << classified.status();
+  EXPECT_TRUE((*classified)[1].probabilities.allFinite());
+}
+
 }  // namespace
 }  // namespace spinnet

@@ -6,6 +6,7 @@
 
 #include "core/bptt.h"
 #include "core/parameters.h"
+#include "core/training_flags.h"
 #include "gtest/gtest.h"
 
 namespace spinnet {
@@ -190,6 +191,33 @@ TEST(TrainerTest, RejectsMismatchedData) {
   p.network.num_classes = 10;
   p.config.lr = -1;
   EXPECT_EQ(p.Start().status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Found by fuzzing SubmitTrainingJob (tests/fuzz/regressions/submit_job/):
+// 64 layers of 4096 neurons passed every range check and made the
+// submission itself allocate gigabytes. The bound is checked before any
+// allocation; the default network is far below it.
+TEST(TrainerTest, RefusesTrainingThatWouldTakeTooMuchMemory) {
+  SmallDigits p;
+  p.network.layers = 64;
+  p.network.neurons = 4096;
+  absl::StatusOr<Checkpoint> huge = p.Start();
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.status().message().find("MiB"), std::string::npos)
+      << huge.status();
+  // Many substeps make the BPTT trajectory too long, not the parameters.
+  p.network = NetworkConfig();
+  p.network.substeps = 10000;
+  p.network.neurons = 256;
+  p.config.batch = 300;
+  EXPECT_GT(TrainingBytes(p.network, p.config, 64, 300), kMaxTrainingBytes);
+  EXPECT_EQ(p.Start().status().code(), absl::StatusCode::kInvalidArgument);
+  const TrainingSpec defaults = DefaultTrainingSpec(CellType::kStno);
+  EXPECT_LT(TrainingBytes(defaults.network, defaults.train, 64, 1437),
+            64.0 * (1 << 20));
+  p.network = NetworkConfig();
+  p.config.batch = 10;
+  EXPECT_TRUE(p.Start().ok());
 }
 
 }  // namespace
