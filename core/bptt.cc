@@ -36,6 +36,7 @@ BatchResult Bptt<T>::Run(const VectorT<T>& params,
     for (int j = 0; j < S; ++j) {
       const Index t = k * S + j;
       if (record) {
+        if (t + 2 <= T_steps) tr_.Prefetch(t + 2, t + 1, /*write=*/true);
         net.Step(drive0_, &tr_, t, t + 1, t, &stats_);
       } else {
         net.Step(drive0_, &tr_, t % 2, (t + 1) % 2, 0, &stats_);
@@ -149,7 +150,7 @@ void Bptt<T>::Backward(const Network<T>& net,
   add_output_adjoint(L - 1, T_steps);
 
   for (Index t = T_steps - 1; t >= 0; --t) {
-    if (t > 0) tr_.Prefetch(t - 1, t - 1);
+    if (t > 0) tr_.Prefetch(t - 1, t - 1, /*write=*/false);
     // Through the state update t -> t+1 of every layer.
     for (int l = 0; l < L; ++l) {
       const auto p = tr_.Slot(tr_.a, l, t).array();

@@ -46,23 +46,25 @@ void Trajectory<T>::Resize(const NetworkConfig& config, Index b, Index slots,
 }
 
 template <typename T>
-void Trajectory<T>::Prefetch(Index slot, Index z_slot) const {
-  constexpr Index kLine = 64 / sizeof(T);
-  const auto fetch = [](const auto& block) {
-    // Each column of a slot is contiguous (column-major).
-    for (Index j = 0; j < block.cols(); ++j) {
-      const T* col = &block.coeffRef(0, j);
-      for (Index i = 0; i < block.rows(); i += kLine) {
-        __builtin_prefetch(col + i);
+void Trajectory<T>::Prefetch(Index slot, Index z_slot, bool write) const {
+  // A slot of one matrix is contiguous: its columns have no gaps.
+  const auto fetch = [write](const T* begin, Index size) {
+    const char* p = reinterpret_cast<const char*>(begin);
+    for (Index i = 0; i < size * Index(sizeof(T)); i += 64) {
+      if (write) {
+        __builtin_prefetch(p + i, 1);
+      } else {
+        __builtin_prefetch(p + i, 0);
       }
     }
   };
+  const Index n = neurons * batch;
   for (size_t l = 0; l < a.size(); ++l) {
-    fetch(Slot(a, l, slot));
-    if (s[l].size() > 0) fetch(Slot(s, l, slot));
-    fetch(Slot(z, l, z_slot));
+    fetch(a[l].data() + slot * n, n);
+    if (s[l].size() > 0) fetch(s[l].data() + slot * n, n);
+    fetch(z[l].data() + z_slot * n, n);
   }
-  fetch(y.middleCols(slot * batch, batch));
+  fetch(y.data() + slot * y.rows() * batch, y.rows() * batch);
 }
 
 template <typename T>
