@@ -85,6 +85,21 @@ inline void Rows(Index i0, Index n, Index k, ColMajor<T> a, Strided<T> b, T* c,
 template <bool kAccumulate, typename T>
 void SmallGemm(Index m, Index n, Index k, ColMajor<T> a, Strided<T> b, T* c,
                Index ldc) {
+  if (n == 1 && b.row_stride == 1) {
+    // A matrix-vector product (a streaming session's batch of one): one
+    // column block would be a single chain of dependent multiply-adds;
+    // Eigen's GEMV keeps several partial sums in flight.
+    const Eigen::Map<const MatrixT<T>, 0, Eigen::OuterStride<>> am(
+        a.a, m, k, Eigen::OuterStride<>(a.lda));
+    const Eigen::Map<const VectorT<T>> bv(b.b, k);
+    Eigen::Map<VectorT<T>> cv(c, m);
+    if (kAccumulate) {
+      cv.noalias() += am * bv;
+    } else {
+      cv.noalias() = am * bv;
+    }
+    return;
+  }
   constexpr int P = Eigen::internal::packet_traits<T>::size;
   namespace in = small_gemm_internal;
   Index i = 0;

@@ -1,6 +1,7 @@
 // core/small_gemm.h against Eigen's product: every path of the kernel
 // (blocks of two and one SIMD packets of rows, the rows left over, blocks of
-// eight columns and single columns), both operand forms, = and +=.
+// eight columns and single columns, a single column as a matrix-vector
+// product), both operand forms, = and +=.
 #include "core/small_gemm.h"
 
 #include "gtest/gtest.h"
