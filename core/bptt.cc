@@ -190,15 +190,16 @@ void Bptt<T>::Backward(const Network<T>& net,
         }
       }
     }
-    // Weight gradients of step t: g_[W_ext[l] W_int[l]] += dz_l [y_{l-1}; y_l]^T
-    // (layer 0: g_W_int[0] += dz_0 y_0^T), g_b_l += rowsum(dz_l).
+    // Weight gradients of step t (layer 0: g_W_int[0] += dz_0 y_0^T):
+    // g_[W_ext[l] W_int[l]] += dz_l [y_{l-1}; y_l]^T, g_b_l += rowsum(dz_l).
     for (int l = 0; l < L; ++l) {
       const auto dz = g_z(l, t);
       ParamLayout::Map(g, layout.bias(l)) += dz.rowwise().sum();
       const ParamBlock& w = l == 0 ? layout.w_int(0) : layout.w_ext_int(l);
-      SmallGemm<true>(N, w.cols, B, Lhs(dz),
-                      RhsTransposed(tr_.Y(l == 0 ? 0 : l - 1, t, l == 0 ? 1 : 2)),
-                      g.data() + w.offset, N);
+      SmallGemm<true>(
+          N, w.cols, B, Lhs(dz),
+          RhsTransposed(tr_.Y(l == 0 ? 0 : l - 1, t, l == 0 ? 1 : 2)),
+          g.data() + w.offset, N);
     }
     // W_ext[0] sees input u_k during all substeps of interval k.
     if (t % S == S - 1) {

@@ -39,10 +39,10 @@ inline void Block(Index i0, Index j0, Index k, ColMajor<T> a, Strided<T> b,
   Packet acc[NB][RB];
   for (int j = 0; j < NB; ++j) {
     for (int r = 0; r < RB; ++r) {
-      acc[j][r] = kAccumulate
-                      ? Eigen::internal::ploadu<Packet>(c + (j0 + j) * ldc +
-                                                        i0 + r * P)
-                      : Eigen::internal::pset1<Packet>(T(0));
+      acc[j][r] =
+          kAccumulate
+              ? Eigen::internal::ploadu<Packet>(c + (j0 + j) * ldc + i0 + r * P)
+              : Eigen::internal::pset1<Packet>(T(0));
     }
   }
   const T* a_col = a.a + i0;
@@ -74,7 +74,9 @@ template <typename T, int RB, bool kAccumulate>
 inline void Rows(Index i0, Index n, Index k, ColMajor<T> a, Strided<T> b, T* c,
                  Index ldc) {
   Index j = 0;
-  for (; j + 8 <= n; j += 8) Block<T, RB, 8, kAccumulate>(i0, j, k, a, b, c, ldc);
+  for (; j + 8 <= n; j += 8) {
+    Block<T, RB, 8, kAccumulate>(i0, j, k, a, b, c, ldc);
+  }
   for (; j < n; ++j) Block<T, RB, 1, kAccumulate>(i0, j, k, a, b, c, ldc);
 }
 
@@ -103,7 +105,9 @@ void SmallGemm(Index m, Index n, Index k, ColMajor<T> a, Strided<T> b, T* c,
   constexpr int P = Eigen::internal::packet_traits<T>::size;
   namespace in = small_gemm_internal;
   Index i = 0;
-  for (; i + 2 * P <= m; i += 2 * P) in::Rows<T, 2, kAccumulate>(i, n, k, a, b, c, ldc);
+  for (; i + 2 * P <= m; i += 2 * P) {
+    in::Rows<T, 2, kAccumulate>(i, n, k, a, b, c, ldc);
+  }
   for (; i + P <= m; i += P) in::Rows<T, 1, kAccumulate>(i, n, k, a, b, c, ldc);
   // Rows that fill no packet: plain loops.
   for (; i < m; ++i) {

@@ -14,8 +14,8 @@ void Check(Index m, Index n, Index k, bool transposed, bool accumulate) {
   // Operands inside larger matrices, so leading dimensions exceed the sizes.
   const MatrixT<T> a_big = MatrixT<T>::Random(m + 3, k);
   const auto a = a_big.topRows(m);
-  const MatrixT<T> b_big = transposed ? MatrixT<T>::Random(n + 2, k)
-                                      : MatrixT<T>::Random(k + 2, n);
+  const MatrixT<T> b_big =
+      transposed ? MatrixT<T>::Random(n + 2, k) : MatrixT<T>::Random(k + 2, n);
   MatrixT<T> c_big = MatrixT<T>::Random(m + 1, n);
   auto c = c_big.topRows(m);
   MatrixT<T> expected = accumulate ? MatrixT<T>(c) : MatrixT<T>::Zero(m, n);
@@ -29,10 +29,9 @@ void Check(Index m, Index n, Index k, bool transposed, bool accumulate) {
   } else {
     const auto b = b_big.topRows(k);
     expected.noalias() += a * b;
-    accumulate ? SmallGemm<true>(m, n, k, Lhs(a), Rhs(b), c.data(),
-                                 c.outerStride())
-               : SmallGemm<false>(m, n, k, Lhs(a), Rhs(b), c.data(),
-                                  c.outerStride());
+    accumulate
+        ? SmallGemm<true>(m, n, k, Lhs(a), Rhs(b), c.data(), c.outerStride())
+        : SmallGemm<false>(m, n, k, Lhs(a), Rhs(b), c.data(), c.outerStride());
   }
   const T tol = sizeof(T) == 4 ? 1e-4 : 1e-12;
   EXPECT_LT((MatrixT<T>(c) - expected).norm(), tol * (1 + expected.norm()))
