@@ -56,13 +56,20 @@ test: check
 run: build
 	$(BUILD)/server/spinnet-server --data-dir spinnet-data
 
-# Throughput benchmarks, with eager PyTorch side by side, the job queue on
-# SQLite and PostgreSQL, and StreamClassify next to a bare gRPC echo stream
-# (tests/bench/).
+# Throughput benchmarks, with eager PyTorch side by side, the paper's Fig. 3a
+# study per core-hour (about 15 minutes on the 2-core VM; e.g.
+# STUDY_BENCH_FLAGS="--seeds 1 --epochs 10" for a quick estimate), the job
+# queue on SQLite and PostgreSQL, and StreamClassify next to a bare gRPC echo
+# stream (tests/bench/). BASELINE=path/to/core_bench of another build adds
+# its training rate beside this one's.
+STUDY_BENCH_FLAGS ?=
 bench:
 	SPINNET_BENCH_DEPS=1 bash deploy/install-deps.sh
 	$(MAKE) build
-	/usr/bin/python3 tests/bench/compare_torch.py --build $(BUILD)
+	/usr/bin/python3 tests/bench/compare_torch.py --build $(BUILD) \
+	  $(if $(BASELINE),--baseline $(BASELINE))
+	/usr/bin/python3 tests/bench/study_bench.py --build $(BUILD) --header \
+	  --label "$$(git rev-parse --short HEAD 2>/dev/null)" $(STUDY_BENCH_FLAGS)
 	/usr/bin/python3 tests/bench/queue_bench.py $(BUILD)
 	/usr/bin/python3 tests/bench/stream_compare.py $(BUILD)/tests/bench/stream_load
 

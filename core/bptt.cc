@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/logging.h"
+#include "core/small_gemm.h"
 
 namespace spinnet {
 
@@ -35,6 +36,7 @@ BatchResult Bptt<T>::Run(const VectorT<T>& params,
     for (int j = 0; j < S; ++j) {
       const Index t = k * S + j;
       if (record) {
+        if (t + 2 <= T_steps) tr_.Prefetch(t + 2, t + 1, /*write=*/true);
         net.Step(drive0_, &tr_, t, t + 1, t, &stats_);
       } else {
         net.Step(drive0_, &tr_, t % 2, (t + 1) % 2, 0, &stats_);
@@ -75,7 +77,7 @@ void Bptt<T>::Backward(const Network<T>& net,
   VectorT<T>& g = *grad;
   const int L = config_.layers, N = config_.neurons, d = config_.input_dim;
   const int S = config_.substeps;
-  const Index B = tr_.batch, T_steps = steps_, K = T_steps / S;
+  const Index B = tr_.batch, T_steps = steps_;
   const bool stno = config_.cell == CellType::kStno;
   const T h_tau = static_cast<T>(config_.h() / config_.tau);
   const T h_hp = static_cast<T>(config_.h() / config_.tau_hp);
@@ -94,23 +96,30 @@ void Bptt<T>::Backward(const Network<T>& net,
 
   g_a_.resize(L);
   g_s_.resize(L);
-  w_back_.resize(L - 1);
+  w_back_.resize(L);
   for (int l = 0; l < L; ++l) {
     g_a_[l].setZero(N, B);
     g_s_[l].setZero(stno ? N : 0, stno ? B : 0);
   }
-  g_z_.resize(L * N, T_steps * B);
+  g_y_.resize(N, B);
+  // dL/dz of every layer at steps t and t+1 (slots t % 2), stacked like
+  // Trajectory::y: the weight gradients are summed step by step, so no
+  // step's dL/dz is kept longer.
+  g_z_.resize(L * N, 2 * B);
   auto g_z = [&](int l, Index t, int count = 1) {
-    return g_z_.block(l * N, t * B, count * N, B);
+    return g_z_.block(l * N, (t % 2) * B, count * N, B);
   };
   // dL/dy_l = W_int[l]^T dL/dz_l + W_ext[l+1]^T dL/dz_{l+1}: one product with
-  // [W_int[l]^T W_ext[l+1]^T] and the stacked [dz_l; dz_{l+1}].
-  for (int l = 0; l + 1 < L; ++l) {
-    w_back_[l].resize(N, 2 * N);
+  // [W_int[l]^T W_ext[l+1]^T] and the stacked [dz_l; dz_{l+1}] (the top
+  // layer: W_int^T alone).
+  for (int l = 0; l < L; ++l) {
+    w_back_[l].resize(N, l + 1 < L ? 2 * N : N);
     w_back_[l].leftCols(N) =
         ParamLayout::Map(params, layout.w_int(l)).transpose();
-    w_back_[l].rightCols(N) =
-        ParamLayout::Map(params, layout.w_ext(l + 1)).transpose();
+    if (l + 1 < L) {
+      w_back_[l].rightCols(N) =
+          ParamLayout::Map(params, layout.w_ext(l + 1)).transpose();
+    }
   }
   // The adjoint g_y_ of y_l(t) flows into p_l, s_l (STNO: y = a_l (p - s))
   // or h_l (CTRNN: y = h).
@@ -141,6 +150,7 @@ void Bptt<T>::Backward(const Network<T>& net,
   add_output_adjoint(L - 1, T_steps);
 
   for (Index t = T_steps - 1; t >= 0; --t) {
+    if (t > 0) tr_.Prefetch(t - 1, t - 1, /*write=*/false);
     // Through the state update t -> t+1 of every layer.
     for (int l = 0; l < L; ++l) {
       const auto p = tr_.Slot(tr_.a, l, t).array();
@@ -180,37 +190,33 @@ void Bptt<T>::Backward(const Network<T>& net,
         }
       }
     }
+    // Weight gradients of step t (layer 0: g_W_int[0] += dz_0 y_0^T):
+    // g_[W_ext[l] W_int[l]] += dz_l [y_{l-1}; y_l]^T, g_b_l += rowsum(dz_l).
+    for (int l = 0; l < L; ++l) {
+      const auto dz = g_z(l, t);
+      ParamLayout::Map(g, layout.bias(l)) += dz.rowwise().sum();
+      const ParamBlock& w = l == 0 ? layout.w_int(0) : layout.w_ext_int(l);
+      SmallGemm<true>(
+          N, w.cols, B, Lhs(dz),
+          RhsTransposed(tr_.Y(l == 0 ? 0 : l - 1, t, l == 0 ? 1 : 2)),
+          g.data() + w.offset, N);
+    }
+    // W_ext[0] sees input u_k during all substeps of interval k.
+    if (t % S == S - 1) {
+      g_sum_ = g_z(0, t);
+    } else {
+      g_sum_ += g_z(0, t);
+    }
+    if (t % S == 0) {
+      ParamLayout::Map(g, layout.w_ext(0)).noalias() +=
+          g_sum_ * inputs.middleRows((t / S) * d, d).transpose();
+    }
     // Through zeta_l(t) into the outputs y(t) that fed it.
     for (int l = 0; l < L; ++l) {
-      if (l + 1 < L) {
-        g_y_.noalias() = w_back_[l] * g_z(l, t, 2);
-      } else {
-        g_y_.noalias() =
-            ParamLayout::Map(params, layout.w_int(l)).transpose() * g_z(l, t);
-      }
+      SmallGemm<false>(N, B, w_back_[l].cols(), Lhs(w_back_[l]),
+                       Rhs(g_z(l, t, l + 1 < L ? 2 : 1)), g_y_.data(), N);
       add_output_adjoint(l, t);
     }
-  }
-
-  // Weight gradients: one large product per layer over all time steps.
-  const Index TB = T_steps * B;
-  for (int l = 0; l < L; ++l) {
-    const auto dz = g_z_.block(l * N, 0, N, TB);
-    ParamLayout::Map(g, layout.bias(l)) += dz.rowwise().sum();
-    if (l == 0) {
-      ParamLayout::Map(g, layout.w_int(0)).noalias() +=
-          dz * tr_.y.block(0, 0, N, TB).transpose();
-    } else {
-      ParamLayout::Map(g, layout.w_ext_int(l)).noalias() +=
-          dz * tr_.y.block((l - 1) * N, 0, 2 * N, TB).transpose();
-    }
-  }
-  // W_ext[0] sees input u_k during all substeps of interval k.
-  auto g_ext0 = ParamLayout::Map(g, layout.w_ext(0));
-  for (Index k = 0; k < K; ++k) {
-    g_sum_ = g_z(0, k * S);
-    for (int j = 1; j < S; ++j) g_sum_ += g_z(0, k * S + j);
-    g_ext0.noalias() += g_sum_ * inputs.middleRows(k * d, d).transpose();
   }
 }
 

@@ -63,8 +63,8 @@ class Bptt {
   MatrixT<T> drive0_, logits_, probs_;
   SequenceStats stats_;
   // Backward: adjoints of a_l, s_l at the current step and of y; dL/dz of
-  // every layer and step, stacked like Trajectory::y (L*N x T*B); and
-  // [W_int[l]^T W_ext[l+1]^T] per layer.
+  // every layer at two steps, stacked like Trajectory::y (L*N x 2B); and
+  // [W_int[l]^T W_ext[l+1]^T] per layer (W_int^T for the top one).
   std::vector<MatrixT<T>> g_a_, g_s_, w_back_;
   MatrixT<T> g_z_, g_y_, g_sum_;
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/logging.h"
+#include "core/small_gemm.h"
 
 namespace spinnet {
 
@@ -42,6 +43,28 @@ void Trajectory<T>::Resize(const NetworkConfig& config, Index b, Index slots,
     z[l].resize(config.neurons, z_slots * b);
   }
   y.resize(config.layers * config.neurons, slots * b);
+}
+
+template <typename T>
+void Trajectory<T>::Prefetch(Index slot, Index z_slot, bool write) const {
+  // A slot of one matrix is contiguous: its columns have no gaps.
+  const auto fetch = [write](const T* begin, Index size) {
+    const char* p = reinterpret_cast<const char*>(begin);
+    for (Index i = 0; i < size * Index(sizeof(T)); i += 64) {
+      if (write) {
+        __builtin_prefetch(p + i, 1);
+      } else {
+        __builtin_prefetch(p + i, 0);
+      }
+    }
+  };
+  const Index n = neurons * batch;
+  for (size_t l = 0; l < a.size(); ++l) {
+    fetch(a[l].data() + slot * n, n);
+    if (s[l].size() > 0) fetch(s[l].data() + slot * n, n);
+    fetch(z[l].data() + z_slot * n, n);
+  }
+  fetch(y.data() + slot * y.rows() * batch, y.rows() * batch);
 }
 
 template <typename T>
@@ -112,16 +135,19 @@ void Network<T>::Step(const MatrixT<T>& drive0, Trajectory<T>* tr, Index from,
   for (int l = 0; l < L; ++l) {
     // zeta_l = zeta_bias + b_l + W_ext[l] x_{l-1} + W_int[l] y_l (model.md 2)
     auto z = tr->Slot(tr->z, l, z_slot);
+    const Index N = config_.neurons, B = tr->batch;
     if (l == 0) {
-      z.noalias() = ParamLayout::Map(params_, layout_.w_int(0)) *
-                    tr->Y(0, from);
+      const auto w = ParamLayout::Map(params_, layout_.w_int(0));
+      SmallGemm<false>(N, B, N, Lhs(w), Rhs(tr->Y(0, from)), z.data(),
+                       z.outerStride());
       z += drive0;
       // Cumulative drive: (1/tau) * integral of mean_i |zeta_0 - bias| dt.
       stats->drive += (config_.h() / config_.tau / config_.neurons) *
                       z.cwiseAbs().colwise().sum().template cast<double>();
     } else {
-      z.noalias() = ParamLayout::Map(params_, layout_.w_ext_int(l)) *
-                    tr->Y(l - 1, from, 2);
+      const auto w = ParamLayout::Map(params_, layout_.w_ext_int(l));
+      SmallGemm<false>(N, B, 2 * N, Lhs(w), Rhs(tr->Y(l - 1, from, 2)),
+                       z.data(), z.outerStride());
     }
     z.colwise() += ParamLayout::Map(params_, layout_.bias(l)).col(0);
     const auto p = tr->Slot(tr->a, l, from).array();

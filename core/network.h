@@ -72,6 +72,11 @@ struct Trajectory {
   auto Slot(const std::vector<MatrixT<T>>& m, int l, Index slot) const {
     return m[l].middleCols(slot * batch, batch);
   }
+  // Asks the cache for the states in `slot` and the z in `z_slot` ahead of
+  // use, to be written (`write`) or read: a slot of a layer is one 4 KiB
+  // page at the defaults, where the hardware prefetchers stop, and BPTT's
+  // trajectory is larger than L2.
+  void Prefetch(Index slot, Index z_slot, bool write) const;
   // y_l .. y_{l+count-1} at `slot`.
   auto Y(int l, Index slot, int count = 1) {
     return y.block(l * neurons, slot * batch, count * neurons, batch);

@@ -8,6 +8,7 @@
 #include "core/inference.h"
 #include "core/parallel.h"
 #include "core/parameters.h"
+#include "core/small_gemm.h"
 #include "core/trainer.h"
 
 namespace spinnet {
@@ -104,6 +105,24 @@ void BM_PeakGemm(benchmark::State& state) {
 }
 BENCHMARK_TEMPLATE(BM_PeakGemm, float)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_PeakGemm, double)->Unit(benchmark::kMillisecond);
+
+// The per-step product of a layer l >= 1 at the defaults, [W_ext W_int]
+// (32 x 64) times [y_{l-1}; y_l] (64 x 32), in core/small_gemm.h's kernel:
+// the product rate training could reach if nothing else cost time.
+void BM_StepGemm(benchmark::State& state) {
+  const int n = 32, b = 32;
+  const MatrixT<float> w = MatrixT<float>::Random(n, 2 * n);
+  const MatrixT<float> y = MatrixT<float>::Random(2 * n, b);
+  MatrixT<float> z(n, b);
+  for (auto _ : state) {
+    SmallGemm<false>(n, b, 2 * n, Lhs(w), Rhs(y), z.data(), n);
+    benchmark::DoNotOptimize(z.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["gemm_flops"] = benchmark::Counter(
+      2.0 * n * 2 * n * b * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_StepGemm);
 
 // Inference speed does not depend on the weights' values.
 std::shared_ptr<const Model> UntrainedModel() {

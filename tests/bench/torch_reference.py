@@ -98,18 +98,22 @@ def train_step(model, opt, u, labels, clip_norm):
 
 
 def benchmark(model, opt, u, labels, a):
-    times = []
+    times, cpu = [], 0.0
     gen = torch.Generator().manual_seed(a.seed)
     for i in range(a.warmup + a.batches):
         idx = torch.randint(labels.numel(), (a.batch,), generator=gen)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         train_step(model, opt, u[:, :, idx], labels[idx], a.clip_norm)
         if i >= a.warmup:
             times.append(time.perf_counter() - start)
+            cpu += time.process_time() - cpu_start
     print(json.dumps({
         "impl": "pytorch-eager", "dtype": a.dtype, "cell": a.cell,
         "threads": torch.get_num_threads(), "batch": a.batch,
         "samples_per_second": a.batch * len(times) / sum(times),
+        # On the process's CPU time: what a shared machine's other load
+        # does not inflate.
+        "cpu_samples_per_second": a.batch * len(times) / cpu,
         "seconds_per_batch_median": statistics.median(times),
         "torch_version": torch.__version__}))
 

@@ -19,12 +19,15 @@ struct Problem {
   std::vector<int> labels;
 };
 
-Problem MakeProblem(CellType cell) {
+// neurons and batch size pick the paths of core/small_gemm.h: 5 x 4 takes
+// only its scalar loops; 17 x 9 its SIMD blocks (16 rows of double, 8
+// columns) and the leftover row and column.
+Problem MakeProblem(CellType cell, int neurons = 5, int batch = 4) {
   Problem pr;
   NetworkConfig& c = pr.config;
   c.cell = cell;
   c.layers = 3;
-  c.neurons = 5;
+  c.neurons = neurons;
   c.input_dim = 2;
   c.num_classes = 3;
   c.substeps = 3;
@@ -46,12 +49,14 @@ Problem MakeProblem(CellType cell) {
   for (Index i = 0; i < c.num_classes; ++i) {
     pr.params[layout.b_out().offset + i] = 0.1 * rng.Normal();
   }
-  const int K = 6, B = 4;
-  pr.inputs.resize(K * c.input_dim, B);
+  const int K = 6;
+  pr.inputs.resize(K * c.input_dim, batch);
   for (Index i = 0; i < pr.inputs.size(); ++i) {
     pr.inputs.data()[i] = rng.Uniform();
   }
   pr.labels = {0, 2, 1, 2};
+  pr.labels.resize(batch);
+  for (int b = 4; b < batch; ++b) pr.labels[b] = b % c.num_classes;
   return pr;
 }
 
@@ -62,8 +67,9 @@ double Loss(Problem& pr, const Vector& params, const Devices* devices) {
          pr.labels.size();
 }
 
-void CheckGradient(CellType cell, const Devices* devices = nullptr) {
-  Problem pr = MakeProblem(cell);
+void CheckGradient(CellType cell, const Devices* devices = nullptr,
+                   int neurons = 5, int batch = 4) {
+  Problem pr = MakeProblem(cell, neurons, batch);
   Bptt<double> bptt(pr.config, pr.device);
   bptt.SetDevices(devices, 3);
   Vector grad = Vector::Zero(pr.params.size());
@@ -95,6 +101,10 @@ void CheckGradient(CellType cell, const Devices* devices = nullptr) {
 
 TEST(GradientTest, StnoMatchesFiniteDifferences) {
   CheckGradient(CellType::kStno);
+}
+
+TEST(GradientTest, StnoMatchesFiniteDifferencesThroughSimdProducts) {
+  CheckGradient(CellType::kStno, nullptr, 17, 9);
 }
 
 TEST(GradientTest, CtrnnMatchesFiniteDifferences) {
