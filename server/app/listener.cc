@@ -14,26 +14,13 @@
 #include <climits>
 #include <cstring>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
+#include "core/status_macros.h"
+#include "server/api/auth.h"
 
 namespace spinnet::server {
 namespace {
-
-// "host:port" or "[v6]:port" split in two.
-bool SplitHostPort(const std::string& address, std::string* host,
-                   std::string* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 == address.size()) return false;
-  *host = address.substr(0, colon);
-  *port = address.substr(colon + 1);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  int n;
-  return !host->empty() && absl::SimpleAtoi(*port, &n) && n >= 0 && n <= 65535;
-}
 
 // A listening socket on `addr` (its port replaced by `port` unless 0), or -1
 // with errno set.
@@ -79,17 +66,14 @@ int OpenSpare() { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
 
 absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(
     const std::string& address) {
-  std::string host, port;
-  if (!SplitHostPort(address, &host, &port)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("listen address '", address, "' is not HOST:PORT"));
-  }
+  ASSIGN_OR_RETURN(const HostPort split, SplitHostPort(address));
+  const std::string port = std::to_string(split.port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  if (const int e = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  if (const int e = getaddrinfo(split.host.c_str(), port.c_str(), &hints, &found);
       e != 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, ": ", gai_strerror(e)));
