@@ -9,12 +9,12 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "server/storage/local_blob_store.h"
 #include "server/storage/store.h"
 
@@ -115,7 +115,7 @@ class SqliteStore : public Store {
   const int lock_fd_;  // flock on <dir>/LOCK, released on close
   LocalBlobStore blobs_;
   std::function<void(const std::string&)> changed_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   // One connection, used by one thread at a time: SQLite serializes writers
   // anyway, and metadata traffic is small.
   std::unique_ptr<sqlite3, CloseDb> db_ ABSL_PT_GUARDED_BY(mu_);

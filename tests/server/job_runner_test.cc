@@ -6,12 +6,13 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/jobs/job_queue.h"
@@ -27,16 +28,16 @@ using ::testing::ElementsAre;
 class FakeClock {
  public:
   absl::Time Now() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return now_;
   }
   void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     now_ += d;
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   absl::Time now_ = absl::FromUnixSeconds(1'000'000);
 };
 
@@ -80,7 +81,7 @@ class JobRunnerTest : public ::testing::Test {
       : store_([this] { return clock_.Now(); }), datasets_(&store_, 1 << 20) {
     // Every store change wakes every replica, as LISTEN/NOTIFY does.
     store_.SetChangeCallback([this](const std::string& id) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       for (Replica* r : replicas_) r->events.Changed(id);
     });
   }
@@ -89,7 +90,7 @@ class JobRunnerTest : public ::testing::Test {
                       int max_attempts = 3) {
     auto r = std::make_unique<Replica>(&store_, &datasets_, name, workers,
                                        max_attempts);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     replicas_.push_back(r.get());
     owned_.push_back(std::move(r));
     return replicas_.back();
@@ -117,7 +118,7 @@ class JobRunnerTest : public ::testing::Test {
   FakeClock clock_;
   MemoryStore store_;
   DatasetRegistry datasets_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::vector<Replica*> replicas_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Replica>> owned_;
 };
