@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache) \
   $(if $(wildcard /usr/bin/python3),-DPython3_EXECUTABLE=/usr/bin/python3)
 
-.PHONY: deps build check test image-test compose-test run bench clean
+.PHONY: deps build check asan tsan test image-test compose-test run bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -22,6 +22,27 @@ build: deps $(BUILD)/CMakeCache.txt
 # The ctest suite: unit, integration, CLI, end-to-end and monitoring tests.
 check: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The same suite built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (its own build dir; ccache keeps it apart from the Release objects). The
+# server and CLI processes the Python tests start are instrumented too; any
+# report fails the run (tests/sanitizers/ctest.sh).
+ASAN_BUILD ?= build-asan
+SANITIZER_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DSPINNET_SANITIZE=address,undefined $(SANITIZER_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	bash tests/sanitizers/ctest.sh $(ASAN_BUILD) -j $(JOBS)
+
+# ThreadSanitizer on the tests labelled `concurrency`: core's threads and the
+# server's own (job runner, sweeps, stores, registry, stream protocol), none
+# of which runs gRPC (Debian's gRPC is not instrumented, so TSan cannot see
+# its synchronization). Only those tests' targets are built.
+TSAN_BUILD ?= build-tsan
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DSPINNET_SANITIZE=thread $(SANITIZER_FLAGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target concurrency_tests
+	bash tests/sanitizers/ctest.sh $(TSAN_BUILD) -j $(JOBS) -L concurrency
 
 # The container image, built from the Dockerfile (its build runs the tests
 # again inside) and checked end to end by running the server from it.
@@ -38,6 +59,7 @@ compose-test:
 
 # Every test, one after the other: what CI runs.
 test: check
+	$(MAKE) asan tsan
 	$(MAKE) image-test
 
 # Starts the server on 127.0.0.1:50051 (metrics on :9464) with its
@@ -54,4 +76,4 @@ bench:
 	/usr/bin/python3 tests/bench/queue_bench.py $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
