@@ -249,8 +249,13 @@ TEST_F(JobRunnerTest, StopReleasesTheJobAndAnotherReplicaResumesIt) {
   const v1::TrainingJob done = WaitForEnd(job->id());
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.failure_reason();
   EXPECT_EQ(done.attempt(), 1);
+  // Held in a variable: a range-for over *ListEpochs(...) would iterate a
+  // vector the temporary StatusOr had already destroyed.
+  const absl::StatusOr<std::vector<v1::EpochMetrics>> listed =
+      store_.ListEpochs(job->id());
+  ASSERT_TRUE(listed.ok()) << listed.status();
   std::vector<int> epochs;
-  for (const v1::EpochMetrics& e : *store_.ListEpochs(job->id())) {
+  for (const v1::EpochMetrics& e : *listed) {
     epochs.push_back(e.epoch());
   }
   EXPECT_THAT(epochs, ElementsAre(1, 2, 3, 4, 5, 6));
