@@ -7,8 +7,13 @@ JOBS ?= $(shell nproc)
 # and its tests use, even where another python3 comes first in PATH.
 CMAKE_FLAGS ?= $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache) \
   $(if $(wildcard /usr/bin/python3),-DPython3_EXECUTABLE=/usr/bin/python3)
+# Paths relative to the checkout in ccache's hashes (and no working
+# directory in those of -g builds), so that a clone elsewhere, such as CI's,
+# reuses the objects of earlier builds.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: deps build check fuzz test image-test compose-test run bench clean
+.PHONY: deps build check fuzz asan tsan test image-test compose-test run bench clean
 
 deps:
 	bash deploy/install-deps.sh
@@ -33,6 +38,27 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_JOBS=$(JOBS) \
 	  bash tests/fuzz/run_fuzz.sh
 
+# The same suite built with AddressSanitizer and UndefinedBehaviorSanitizer
+# (its own build dir; ccache keeps it apart from the Release objects). The
+# server and CLI processes the Python tests start are instrumented too; any
+# report fails the run (tests/sanitizers/ctest.sh).
+ASAN_BUILD ?= build-asan
+SANITIZER_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DSPINNET_SANITIZE=address,undefined $(SANITIZER_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	bash tests/sanitizers/ctest.sh $(ASAN_BUILD) -j $(JOBS)
+
+# ThreadSanitizer on the tests labelled `concurrency`: core's threads and the
+# server's own (job runner, sweeps, stores, registry, stream protocol), none
+# of which runs gRPC (Debian's gRPC is not instrumented, so TSan cannot see
+# its synchronization). Only those tests' targets are built.
+TSAN_BUILD ?= build-tsan
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DSPINNET_SANITIZE=thread $(SANITIZER_FLAGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target concurrency_tests
+	bash tests/sanitizers/ctest.sh $(TSAN_BUILD) -j $(JOBS) -L concurrency
+
 # The container image, built from the Dockerfile (its build runs the tests
 # again inside) and checked end to end by running the server from it.
 image-test:
@@ -48,7 +74,7 @@ compose-test:
 
 # Every test, one after the other: what CI runs.
 test: check
-	$(MAKE) fuzz
+	$(MAKE) fuzz asan tsan
 	$(MAKE) image-test
 
 # Starts the server on 127.0.0.1:50051 (metrics on :9464) with its
@@ -74,4 +100,4 @@ bench:
 	/usr/bin/python3 tests/bench/stream_compare.py $(BUILD)/tests/bench/stream_load
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

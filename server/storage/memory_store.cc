@@ -37,13 +37,13 @@ std::vector<Record> NewestPage(std::vector<Record> all, const Record* after,
 
 absl::Status MemoryBlobStore::Put(const std::string& key,
                                   absl::string_view bytes) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   blobs_[key] = std::string(bytes);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> MemoryBlobStore::Get(const std::string& key) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = blobs_.find(key);
   if (it == blobs_.end()) {
     return absl::NotFoundError(absl::StrCat("blob \"", key, "\" not found"));
@@ -52,7 +52,7 @@ absl::StatusOr<std::string> MemoryBlobStore::Get(const std::string& key) {
 }
 
 absl::Status MemoryBlobStore::Delete(const std::string& key) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   blobs_.erase(key);
   return absl::OkStatus();
 }
@@ -83,7 +83,7 @@ absl::StatusOr<Store::Inserted> MemoryStore::InsertJob(
   RETURN_IF_ERROR(CheckSingleJob(job));
   v1::TrainingJob stored;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!job.request_id().empty()) {
       auto it = request_ids_.find(job.request_id());
       if (it != request_ids_.end()) return Inserted{jobs_[it->second].job, false};
@@ -108,7 +108,7 @@ absl::StatusOr<Store::Inserted> MemoryStore::InsertJob(
 }
 
 absl::StatusOr<v1::TrainingJob> MemoryStore::GetJob(const std::string& id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return JobNotFound(id);
   return it->second.job;
@@ -120,7 +120,7 @@ absl::StatusOr<std::vector<v1::TrainingJob>> MemoryStore::ListJobs(
     return absl::InvalidArgumentError(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::TrainingJob> all;
   for (const auto& [id, row] : jobs_) {
     if (state == v1::JOB_STATE_UNSPECIFIED || row.job.state() == state) {
@@ -140,7 +140,7 @@ absl::StatusOr<std::vector<v1::TrainingJob>> MemoryStore::ListJobs(
 }
 
 absl::StatusOr<StoreCounts> MemoryStore::Count() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   StoreCounts c;
   for (const auto& [id, row] : jobs_) {
     switch (row.job.state()) {
@@ -161,7 +161,7 @@ absl::StatusOr<std::optional<ClaimedJob>> MemoryStore::ClaimJob(
     const std::string& worker, absl::Duration ttl) {
   ClaimedJob claimed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     JobRow* oldest = nullptr;
     for (auto& [id, row] : jobs_) {
       if (row.job.state() != v1::JOB_STATE_QUEUED) continue;
@@ -185,7 +185,7 @@ absl::StatusOr<bool> MemoryStore::Heartbeat(const Lease& lease,
                                             absl::Duration ttl) {
   bool cancel;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
     Write(row, job);
@@ -202,7 +202,7 @@ absl::Status MemoryStore::RecordEpoch(const Lease& lease,
                                       absl::string_view checkpoint) {
   RETURN_IF_ERROR(CheckEpochNumber(epoch));
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
     if (!checkpoint.empty()) {
@@ -231,7 +231,7 @@ absl::StatusOr<v1::TrainingJob> MemoryStore::FinishJob(
     std::optional<ModelToPublish> model) {
   RETURN_IF_ERROR(CheckFinishable(job, model.has_value()));
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
     if (!ApplyFinish(row->job.cancel_requested(), &job)) model.reset();
@@ -253,7 +253,7 @@ absl::StatusOr<v1::TrainingJob> MemoryStore::FinishJob(
 absl::Status MemoryStore::ReleaseJob(const Lease& lease,
                                      const v1::TrainingJob& job) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     JobRow* row = Leased(lease);
     if (row == nullptr) return LeaseLost(lease.job_id);
     v1::TrainingJob released = job;
@@ -279,7 +279,7 @@ void MemoryStore::Cancel(JobRow* row) {
 absl::StatusOr<v1::TrainingJob> MemoryStore::CancelJob(const std::string& id) {
   v1::TrainingJob out;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return JobNotFound(id);
     JobRow& row = it->second;
@@ -296,7 +296,7 @@ absl::StatusOr<Store::InsertedSweep> MemoryStore::InsertSweep(
     int max_queued) {
   RETURN_IF_ERROR(CheckSweepJobs(sweep, jobs));
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!sweep.request_id().empty()) {
       for (const auto& [id, stored] : sweeps_) {
         if (stored.request_id() == sweep.request_id()) {
@@ -330,7 +330,7 @@ absl::StatusOr<Store::InsertedSweep> MemoryStore::InsertSweep(
 }
 
 absl::StatusOr<v1::Sweep> MemoryStore::GetSweep(const std::string& id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = sweeps_.find(id);
   if (it == sweeps_.end()) return SweepNotFound(id);
   return it->second;
@@ -342,7 +342,7 @@ absl::StatusOr<std::vector<v1::Sweep>> MemoryStore::ListSweeps(
     return absl::InvalidArgumentError(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::Sweep> all;
   for (const auto& [id, sweep] : sweeps_) all.push_back(sweep);
   const v1::Sweep* after = nullptr;
@@ -359,7 +359,7 @@ absl::StatusOr<std::vector<v1::Sweep>> MemoryStore::ListSweeps(
 
 absl::StatusOr<std::vector<v1::TrainingJob>> MemoryStore::ListSweepJobs(
     const std::string& sweep_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (sweeps_.count(sweep_id) == 0) return SweepNotFound(sweep_id);
   std::vector<v1::TrainingJob> out;
   for (const auto& [id, row] : jobs_) {
@@ -372,7 +372,7 @@ absl::StatusOr<v1::Sweep> MemoryStore::CancelSweep(const std::string& id) {
   v1::Sweep out;
   std::vector<std::string> changed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = sweeps_.find(id);
     if (it == sweeps_.end()) return SweepNotFound(id);
     it->second.set_cancel_requested(true);
@@ -391,7 +391,7 @@ absl::StatusOr<ReapResult> MemoryStore::ReapExpiredLeases(int max_attempts) {
   ReapResult result;
   std::vector<std::string> changed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = now_();
     for (auto& [id, row] : jobs_) {
       if (row.job.state() != v1::JOB_STATE_RUNNING || row.token == 0 ||
@@ -415,7 +415,7 @@ absl::StatusOr<ReapResult> MemoryStore::ReapExpiredLeases(int max_attempts) {
 
 absl::StatusOr<std::vector<v1::EpochMetrics>> MemoryStore::ListEpochs(
     const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (jobs_.count(job_id) == 0) return JobNotFound(job_id);
   std::vector<v1::EpochMetrics> out;
   for (auto it = epochs_.lower_bound({job_id, 0});
@@ -430,7 +430,7 @@ absl::Status MemoryStore::InsertDataset(const v1::Dataset& dataset,
   if (dataset.name().empty()) {
     return absl::InvalidArgumentError("dataset name is empty");
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (datasets_.count(dataset.name()) > 0) {
     return absl::AlreadyExistsError(
         absl::StrCat("dataset \"", dataset.name(), "\" already exists"));
@@ -441,21 +441,21 @@ absl::Status MemoryStore::InsertDataset(const v1::Dataset& dataset,
 }
 
 absl::StatusOr<v1::Dataset> MemoryStore::GetDataset(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = datasets_.find(name);
   if (it == datasets_.end()) return DatasetNotFound(name);
   return it->second;
 }
 
 absl::StatusOr<std::vector<v1::Dataset>> MemoryStore::ListDatasets() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::Dataset> out;
   for (const auto& [name, d] : datasets_) out.push_back(d);
   return out;
 }
 
 absl::Status MemoryStore::DeleteDataset(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (datasets_.erase(name) == 0) return DatasetNotFound(name);
   return blobs_.Delete(DatasetBlobKey(name));
 }
@@ -466,7 +466,7 @@ absl::StatusOr<v1::Model> MemoryStore::GetModel(const std::string& name,
     return absl::InvalidArgumentError(
         absl::StrCat("model version ", version, "; need >= 0"));
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (version == 0) {
     auto it = models_.lower_bound({name, INT32_MAX});
     if (it == models_.begin() || std::prev(it)->first.first != name) {
@@ -481,7 +481,7 @@ absl::StatusOr<v1::Model> MemoryStore::GetModel(const std::string& name,
 
 absl::StatusOr<std::vector<v1::Model>> MemoryStore::ListModels(
     const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<v1::Model> out;
   for (const auto& [key, m] : models_) {
     if (name.empty() || key.first == name) out.push_back(m);
@@ -494,7 +494,7 @@ absl::Status MemoryStore::DeleteModel(const std::string& name, int version) {
     return absl::InvalidArgumentError(
         absl::StrCat("model version ", version, "; need >= 1"));
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find({name, version});
   if (it == models_.end()) return ModelNotFound(name, version);
   const std::string key = ModelBlobKeyOf(it->second);
@@ -504,7 +504,7 @@ absl::Status MemoryStore::DeleteModel(const std::string& name, int version) {
 
 absl::StatusOr<v1::Model> MemoryStore::InsertModel(ModelToPublish model) {
   RETURN_IF_ERROR(CheckImportable(model));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return Publish(std::move(model), "");
 }
 

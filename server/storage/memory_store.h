@@ -6,11 +6,11 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "server/storage/store.h"
 
 namespace spinnet::server {
@@ -22,7 +22,7 @@ class MemoryBlobStore : public BlobStore {
   absl::Status Delete(const std::string& key) override;
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::map<std::string, std::string> blobs_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -113,7 +113,7 @@ class MemoryStore : public Store {
   const std::function<absl::Time()> now_;
   std::function<void(const std::string&)> changed_;
   MemoryBlobStore blobs_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::map<std::string, JobRow> jobs_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, int>, v1::EpochMetrics> epochs_

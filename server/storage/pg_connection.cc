@@ -259,8 +259,8 @@ bool PgConnection::Unusable() {
 absl::StatusOr<PgPool::Handle> PgPool::Acquire() {
   std::unique_ptr<PgConnection> conn;
   {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &PgPool::CanAcquire));
+    std::unique_lock<std::mutex> lock(mu_);
+    freed_.wait(lock, [this] { return CanAcquire(); });
     if (idle_.empty()) {
       ++open_;  // a slot for the connection opened below
     } else {
@@ -275,8 +275,11 @@ absl::StatusOr<PgPool::Handle> PgPool::Acquire() {
   absl::StatusOr<std::unique_ptr<PgConnection>> opened =
       PgConnection::Connect(params_);
   if (!opened.ok()) {
-    absl::MutexLock lock(&mu_);
-    --open_;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --open_;
+    }
+    freed_.notify_one();
     return opened.status();
   }
   return Handle(this, *std::move(opened));
@@ -285,12 +288,15 @@ absl::StatusOr<PgPool::Handle> PgPool::Acquire() {
 void PgPool::Release(std::unique_ptr<PgConnection> conn) {
   const bool unusable = conn->Unusable();
   if (unusable) conn.reset();  // closed outside the lock
-  absl::MutexLock lock(&mu_);
-  if (unusable) {
-    --open_;
-  } else {
-    idle_.push_back(std::move(conn));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (unusable) {
+      --open_;
+    } else {
+      idle_.push_back(std::move(conn));
+    }
   }
+  freed_.notify_one();
 }
 
 PgListener::PgListener(PgConnectParams params, std::string channel,

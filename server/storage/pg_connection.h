@@ -7,9 +7,11 @@
 
 #include <libpq-fe.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,7 +20,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 
@@ -172,7 +173,8 @@ class PgPool {
 
   const PgConnectParams params_;
   const int size_;
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable freed_;  // a connection went idle or a slot freed
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // idle or handed out
 };

@@ -614,7 +614,7 @@ std::string SqliteStore::Describe() const {
 }
 
 absl::Status SqliteStore::Ping() {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   return CountRows(reader_.get(), "SELECT 1").status();
 }
 
@@ -623,7 +623,7 @@ void SqliteStore::Notify(const std::string& job_id) {
 }
 
 absl::Status SqliteStore::IntegrityCheck() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Statement stmt,
                    Statement::Prepare(db_.get(), "PRAGMA integrity_check"));
   std::vector<std::string> problems;
@@ -644,7 +644,7 @@ absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
   RETURN_IF_ERROR(CheckSingleJob(job));
   Inserted out;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     if (!job.request_id().empty()) {
@@ -673,7 +673,7 @@ absl::StatusOr<Store::Inserted> SqliteStore::InsertJob(
 }
 
 absl::StatusOr<v1::TrainingJob> SqliteStore::GetJob(const std::string& id) {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job,
                    FindJob(reader_.get(), id));
   if (!job.has_value()) return JobNotFound(id);
@@ -686,7 +686,7 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListJobs(
     return absl::InvalidArgumentError(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
       Statement::Prepare(
@@ -708,7 +708,7 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListJobs(
 }
 
 absl::StatusOr<StoreCounts> SqliteStore::Count() {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   sqlite3* db = reader_.get();
   StoreCounts c;
   ASSIGN_OR_RETURN(Statement stmt,
@@ -736,7 +736,7 @@ absl::StatusOr<std::optional<ClaimedJob>> SqliteStore::ClaimJob(
     const std::string& worker, absl::Duration ttl) {
   ClaimedJob claimed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     ASSIGN_OR_RETURN(
@@ -761,7 +761,7 @@ absl::StatusOr<std::optional<ClaimedJob>> SqliteStore::ClaimJob(
 absl::Status SqliteStore::WithLease(
     const Lease& lease, const std::function<absl::Status()>& change) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     ASSIGN_OR_RETURN(Statement stmt,
@@ -917,7 +917,7 @@ absl::Status SqliteStore::ReleaseJob(const Lease& lease,
 absl::StatusOr<v1::TrainingJob> SqliteStore::CancelJob(const std::string& id) {
   v1::TrainingJob out;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job, FindJob(db, id));
@@ -936,7 +936,7 @@ absl::StatusOr<ReapResult> SqliteStore::ReapExpiredLeases(int max_attempts) {
   ReapResult result;
   std::vector<std::string> changed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     ASSIGN_OR_RETURN(
@@ -964,7 +964,7 @@ absl::StatusOr<ReapResult> SqliteStore::ReapExpiredLeases(int max_attempts) {
 
 absl::StatusOr<std::vector<v1::EpochMetrics>> SqliteStore::ListEpochs(
     const std::string& job_id) {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(Statement stmt,
                    Statement::Prepare(reader_.get(),
                                       "SELECT proto, job_id, epoch FROM epochs "
@@ -987,7 +987,7 @@ absl::StatusOr<Store::InsertedSweep> SqliteStore::InsertSweep(
   RETURN_IF_ERROR(CheckSweepJobs(sweep, jobs));
   ASSIGN_OR_RETURN(const std::string blob, Serialize(sweep));
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     if (!sweep.request_id().empty()) {
@@ -1031,7 +1031,7 @@ absl::StatusOr<Store::InsertedSweep> SqliteStore::InsertSweep(
 }
 
 absl::StatusOr<v1::Sweep> SqliteStore::GetSweep(const std::string& id) {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
                    FindSweep(reader_.get(), id));
   if (!sweep.has_value()) return SweepNotFound(id);
@@ -1044,7 +1044,7 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
     return absl::InvalidArgumentError(
         absl::StrCat("page size ", limit, "; need >= 1"));
   }
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
       Statement::Prepare(
@@ -1065,7 +1065,7 @@ absl::StatusOr<std::vector<v1::Sweep>> SqliteStore::ListSweeps(
 
 absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListSweepJobs(
     const std::string& sweep_id) {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep,
                    FindSweep(reader_.get(), sweep_id));
   if (!sweep.has_value()) return SweepNotFound(sweep_id);
@@ -1082,7 +1082,7 @@ absl::StatusOr<v1::Sweep> SqliteStore::CancelSweep(const std::string& id) {
   v1::Sweep out;
   std::vector<std::string> changed;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
     ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
     ASSIGN_OR_RETURN(std::optional<v1::Sweep> sweep, FindSweep(db, id));
@@ -1119,7 +1119,7 @@ absl::Status SqliteStore::InsertDataset(const v1::Dataset& dataset,
     return absl::InvalidArgumentError("dataset name is empty");
   }
   ASSIGN_OR_RETURN(const std::string blob, Serialize(dataset));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
   ASSIGN_OR_RETURN(
       Statement stmt,
@@ -1140,7 +1140,7 @@ absl::Status SqliteStore::InsertDataset(const v1::Dataset& dataset,
 }
 
 absl::StatusOr<v1::Dataset> SqliteStore::GetDataset(const std::string& name) {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
       Statement::Prepare(reader_.get(),
@@ -1153,7 +1153,7 @@ absl::StatusOr<v1::Dataset> SqliteStore::GetDataset(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<v1::Dataset>> SqliteStore::ListDatasets() {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(
       Statement stmt,
       Statement::Prepare(reader_.get(),
@@ -1163,7 +1163,7 @@ absl::StatusOr<std::vector<v1::Dataset>> SqliteStore::ListDatasets() {
 
 absl::Status SqliteStore::DeleteDataset(const std::string& name) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(
         Statement stmt,
         Statement::Prepare(db_.get(), "DELETE FROM datasets WHERE name = ?1"));
@@ -1180,7 +1180,7 @@ absl::StatusOr<v1::Model> SqliteStore::GetModel(const std::string& name,
     return absl::InvalidArgumentError(
         absl::StrCat("model version ", version, "; need >= 0"));
   }
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   // Version 0 matches every version, and the latest comes first.
   ASSIGN_OR_RETURN(Statement stmt,
                    Statement::Prepare(reader_.get(),
@@ -1198,7 +1198,7 @@ absl::StatusOr<v1::Model> SqliteStore::GetModel(const std::string& name,
 
 absl::StatusOr<std::vector<v1::Model>> SqliteStore::ListModels(
     const std::string& name) {
-  absl::MutexLock lock(&read_mu_);
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(Statement stmt,
                    Statement::Prepare(reader_.get(),
                                       "SELECT proto, name, version FROM models "
@@ -1215,7 +1215,7 @@ absl::Status SqliteStore::DeleteModel(const std::string& name, int version) {
   }
   std::string key;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(Statement stmt,
                      Statement::Prepare(db_.get(),
                                         "DELETE FROM models WHERE name = ?1 "
@@ -1235,7 +1235,7 @@ absl::Status SqliteStore::DeleteModel(const std::string& name, int version) {
 
 absl::StatusOr<v1::Model> SqliteStore::InsertModel(ModelToPublish model) {
   RETURN_IF_ERROR(CheckImportable(model));
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db_.get()));
   ASSIGN_OR_RETURN(v1::Model info,
                    PublishModel(db_.get(), blobs_, std::move(model), ""));

@@ -9,12 +9,12 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "server/storage/local_blob_store.h"
 #include "server/storage/store.h"
 
@@ -116,7 +116,7 @@ class SqliteStore : public Store {
   const int lock_fd_;  // flock on <dir>/LOCK, released on close
   LocalBlobStore blobs_;
   std::function<void(const std::string&)> changed_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   // The connection for writes (and reads inside them), used by one thread
   // at a time: SQLite serializes writers anyway, and metadata traffic is
   // small.
@@ -125,7 +125,7 @@ class SqliteStore : public Store {
   // counts, Ping): in WAL mode a reader never waits for the writer, so they
   // answer while a write waits for a slow or full disk (files are written
   // under mu_).
-  absl::Mutex read_mu_;
+  std::mutex read_mu_;
   std::unique_ptr<sqlite3, CloseDb> reader_ ABSL_PT_GUARDED_BY(read_mu_);
 };
 

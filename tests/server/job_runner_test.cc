@@ -9,12 +9,13 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/jobs/job_queue.h"
@@ -31,16 +32,16 @@ using ::testing::ElementsAre;
 class FakeClock {
  public:
   absl::Time Now() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return now_;
   }
   void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     now_ += d;
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   absl::Time now_ = absl::FromUnixSeconds(1'000'000);
 };
 
@@ -85,7 +86,7 @@ class JobRunnerTest : public ::testing::Test {
       : store_([this] { return clock_.Now(); }), datasets_(&store_, 1 << 20) {
     // Every store change wakes every replica, as LISTEN/NOTIFY does.
     store_.SetChangeCallback([this](const std::string& id) {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       for (Replica* r : replicas_) r->events.Changed(id);
     });
   }
@@ -94,7 +95,7 @@ class JobRunnerTest : public ::testing::Test {
                       int max_attempts = 3) {
     auto r = std::make_unique<Replica>(&store_, &datasets_, name, workers,
                                        max_attempts);
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     replicas_.push_back(r.get());
     owned_.push_back(std::move(r));
     return replicas_.back();
@@ -122,7 +123,7 @@ class JobRunnerTest : public ::testing::Test {
   FakeClock clock_;
   MemoryStore store_;
   DatasetRegistry datasets_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   std::vector<Replica*> replicas_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Replica>> owned_;
 };
@@ -253,8 +254,13 @@ TEST_F(JobRunnerTest, StopReleasesTheJobAndAnotherReplicaResumesIt) {
   const v1::TrainingJob done = WaitForEnd(job->id());
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.failure_reason();
   EXPECT_EQ(done.attempt(), 1);
+  // Held in a variable: a range-for over *ListEpochs(...) would iterate a
+  // vector the temporary StatusOr had already destroyed.
+  const absl::StatusOr<std::vector<v1::EpochMetrics>> listed =
+      store_.ListEpochs(job->id());
+  ASSERT_TRUE(listed.ok()) << listed.status();
   std::vector<int> epochs;
-  for (const v1::EpochMetrics& e : *store_.ListEpochs(job->id())) {
+  for (const v1::EpochMetrics& e : *listed) {
     epochs.push_back(e.epoch());
   }
   EXPECT_THAT(epochs, ElementsAre(1, 2, 3, 4, 5, 6));
@@ -474,9 +480,9 @@ CancelRun RunWithCancelAt(const std::string& backend, int cancel_at) {
     inner = *std::move(opened);
   }
   std::string job_id;
-  absl::Mutex mu;  // guards run.points and run.cancel (the worker's thread)
+  std::mutex mu;  // guards run.points and run.cancel (the worker's thread)
   HookedStore store(inner.get(), [&](const std::string& point) {
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     // Only the first claim matters: the job is queued before the worker
     // starts, and later claims by the idle worker find nothing.
     if (point == "before ClaimJob" && !run.points.empty()) return;

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -26,9 +27,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "core/status_macros.h"
 #include "gmock/gmock.h"
@@ -327,7 +328,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
 
   // What a change callback saw; declared first, so that it outlives the
   // stores (and their LISTEN threads).
-  absl::Mutex changes_mu_;
+  std::mutex changes_mu_;
   std::multiset<std::string> changes_ ABSL_GUARDED_BY(changes_mu_);
   std::unique_ptr<Backend> backend_;
   Store* store_ = nullptr;
@@ -498,7 +499,7 @@ TEST_P(StoreTest, ConcurrentClaimsTakeEveryJobOnce) {
   ASSERT_OK_AND_ASSIGN(Store * second, backend_->Open());
   stores.push_back(second);
 
-  absl::Mutex mu;
+  std::mutex mu;
   std::vector<std::string> claimed;
   std::vector<absl::Status> errors;
   std::vector<std::thread> threads;
@@ -508,7 +509,7 @@ TEST_P(StoreTest, ConcurrentClaimsTakeEveryJobOnce) {
       for (;;) {
         absl::StatusOr<std::optional<ClaimedJob>> job =
             store->ClaimJob(absl::StrCat("w", t), kLongTtl);
-        absl::MutexLock lock(&mu);
+        std::lock_guard<std::mutex> lock(mu);
         if (!job.ok()) {
           errors.push_back(job.status());
           return;
@@ -1048,13 +1049,13 @@ TEST_P(StoreTest, RevisionIncreasesWithEveryWrite) {
 
 TEST_P(StoreTest, ChangeCallbackFollowsEveryJobWrite) {
   store_->SetChangeCallback([this](const std::string& id) {
-    absl::MutexLock lock(&changes_mu_);
+    std::lock_guard<std::mutex> lock(changes_mu_);
     changes_.insert(id);
   });
   size_t seen = 0;
   // Each write calls back at once (LISTEN may add more, later).
   auto changed = [&](const std::string& id) {
-    absl::MutexLock lock(&changes_mu_);
+    std::lock_guard<std::mutex> lock(changes_mu_);
     const size_t now = changes_.count(id);
     const bool more = now > seen;
     seen = now;
@@ -1246,14 +1247,14 @@ TEST_P(StoreTest, InsertModelRefusesWhatCannotBeStored) {
 TEST_P(StoreTest, ConcurrentImportsAndJobsTakeDistinctVersions) {
   constexpr int kThreads = 4, kEach = 10;
   std::vector<std::thread> threads;
-  absl::Mutex mu;
+  std::mutex mu;
   std::set<int> versions;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kEach; ++i) {
         absl::StatusOr<v1::Model> m = store_->InsertModel(MakeModel("m", "b"));
         ASSERT_TRUE(m.ok()) << m.status();
-        absl::MutexLock lock(&mu);
+        std::lock_guard<std::mutex> lock(mu);
         versions.insert(m->version());
       }
     });
@@ -1261,7 +1262,7 @@ TEST_P(StoreTest, ConcurrentImportsAndJobsTakeDistinctVersions) {
   // Jobs publishing meanwhile, on this thread.
   for (int i = 0; i < 3; ++i) {
     const int version = Publish(absl::StrCat("j", i), "m", "job").version();
-    absl::MutexLock lock(&mu);
+    std::lock_guard<std::mutex> lock(mu);
     versions.insert(version);
   }
   for (std::thread& t : threads) t.join();
