@@ -107,4 +107,15 @@ Service& SharedService() {
   return *service;
 }
 
+std::optional<server::LoadedModel> FindModel(const std::string& name,
+                                             int version) {
+  absl::StatusOr<server::LoadedModel> model =
+      SharedService().models.Get(name, version);
+  if (model.ok()) return *std::move(model);
+  const absl::StatusCode code = model.status().code();
+  FUZZ_CHECK(code == absl::StatusCode::kInvalidArgument ||
+             code == absl::StatusCode::kNotFound);
+  return std::nullopt;
+}
+
 }  // namespace spinnet::fuzz

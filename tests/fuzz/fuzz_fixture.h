@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "core/dataset.h"
@@ -51,6 +52,12 @@ struct Service {
   server::DatasetRegistry datasets;
 };
 Service& SharedService();
+
+// The model a request names, looked up in SharedService() as the handlers
+// do; nullopt when there is none (after checking that the lookup failed
+// with INVALID_ARGUMENT or NOT_FOUND, as documented).
+std::optional<server::LoadedModel> FindModel(const std::string& name,
+                                             int version);
 
 }  // namespace spinnet::fuzz
 

@@ -10,15 +10,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spinnet::v1::TraceNeuronsRequest req;
   if (!spinnet::fuzz::ParseInput(data, size, &req)) return 0;
-  spinnet::fuzz::Service& service = spinnet::fuzz::SharedService();
-  absl::StatusOr<spinnet::server::LoadedModel> model =
-      service.models.Get(req.model(), req.version());
-  if (!model.ok()) {
-    const absl::StatusCode code = model.status().code();
-    FUZZ_CHECK(code == absl::StatusCode::kInvalidArgument ||
-               code == absl::StatusCode::kNotFound);
-    return 0;
-  }
+  const std::optional<spinnet::server::LoadedModel> model =
+      spinnet::fuzz::FindModel(req.model(), req.version());
+  if (!model.has_value()) return 0;
   spinnet::v1::TraceNeuronsResponse resp;
   absl::Status s = spinnet::server::TraceSequences(*model, req, &resp);
   if (!s.ok()) {

@@ -307,11 +307,11 @@ ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset) {
 ssize_t pwrite64(int fd, const void* buf, size_t n, off_t offset)
     __attribute__((alias("pwrite")));
 
-/* Vectored writes fail or wait whole; they are not torn. */
-static int VectorFault(int fd) {
+/* A call that fails or waits whole (vectored writes, fsyncs): no tearing. */
+static int WholeFault(enum Op op, int fd) {
   char path[4096];
   struct Rule rule;
-  if (!Hit(kWrite, PathOf(fd, path, sizeof(path)), NULL, &rule)) return 0;
+  if (!Hit(op, PathOf(fd, path, sizeof(path)), NULL, &rule)) return 0;
   if (rule.mode == kSlow) {
     Sleep(rule.delay_ms);
     return 0;
@@ -323,38 +323,25 @@ static int VectorFault(int fd) {
 
 ssize_t writev(int fd, const struct iovec* iov, int n) {
   Init();
-  if (VectorFault(fd) < 0) return -1;
+  if (WholeFault(kWrite, fd) < 0) return -1;
   return real_writev(fd, iov, n);
 }
 
 ssize_t pwritev(int fd, const struct iovec* iov, int n, off_t offset) {
   Init();
-  if (VectorFault(fd) < 0) return -1;
+  if (WholeFault(kWrite, fd) < 0) return -1;
   return real_pwritev(fd, iov, n, offset);
 }
 ssize_t pwritev64(int fd, const struct iovec* iov, int n, off_t offset)
     __attribute__((alias("pwritev")));
 
-static int SyncFault(int fd) {
-  char path[4096];
-  struct Rule rule;
-  if (!Hit(kFsync, PathOf(fd, path, sizeof(path)), NULL, &rule)) return 0;
-  if (rule.mode == kSlow) {
-    Sleep(rule.delay_ms);
-    return 0;
-  }
-  if (rule.mode == kKill) kill(getpid(), SIGKILL);
-  errno = rule.err;
-  return -1;
-}
-
 int fsync(int fd) {
   Init();
-  return SyncFault(fd) < 0 ? -1 : real_fsync(fd);
+  return WholeFault(kFsync, fd) < 0 ? -1 : real_fsync(fd);
 }
 int fdatasync(int fd) {
   Init();
-  return SyncFault(fd) < 0 ? -1 : real_fdatasync(fd);
+  return WholeFault(kFsync, fd) < 0 ? -1 : real_fdatasync(fd);
 }
 
 static int RenameFault(const char* from, const char* to) {
