@@ -44,11 +44,7 @@ COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DSPINNET_NATIVE=OFF \
  && cmake --build /build -j"$(nproc)"
 
-# storage_faults (LD_PRELOAD fault injection with 2 s fsyncs) runs on the
-# host in `make check` and `make asan`; in this build its slow-database case
-# once ended its job FAILED under the build's load (2026-11-30, not yet
-# explained), so it is left out here until that is understood.
-ARG SPINNET_CTEST_ARGS="-E storage_faults"
+ARG SPINNET_CTEST_ARGS=""
 ARG SPINNET_SKIP_TESTS=0
 RUN if [ "$SPINNET_SKIP_TESTS" = 1 ]; then echo "tests skipped"; exit 0; fi; \
     cd /build && ctest --output-on-failure -j"$(nproc)" --timeout 900 $SPINNET_CTEST_ARGS
