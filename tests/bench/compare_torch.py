@@ -11,7 +11,9 @@ plus the FLOP rate against the machine's measured matrix-product peak
 that other processes on a shared machine do not count against either), the
 per-step product alone (BM_StepGemm), and the two-thread scaling beside one
 thread pinned to each core (taskset), which shows a slower or shared second
-core. With --baseline, a core_bench built from another commit (e.g. before a
+core, and two independent trainings at once, one per core, with the
+per-step product run the same way as the control (in cache, so it shows
+what the cores themselves lose when both work). With --baseline, a core_bench built from another commit (e.g. before a
 change) runs in the same rounds and gets its own column. Needs Debian's
 python3-torch (`make bench` installs it).
 
@@ -35,6 +37,20 @@ def core_bench(binary, pattern, cpu=None):
                "--benchmark_min_time=1"], check=True, capture_output=True,
         text=True)
     return {b["name"]: b for b in json.loads(out.stdout)["benchmarks"]}
+
+
+def core_bench_pair(binary, pattern):
+    """Two copies of one benchmark at once, pinned to cores 0 and 1: what
+    each core keeps of its speed while the other works too."""
+    cmd = [binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
+           "--benchmark_min_time=1"]
+    runs = [subprocess.Popen(["taskset", "-c", str(cpu)] + cmd,
+                             stdout=subprocess.PIPE, text=True) for cpu in (0, 1)]
+    outs = [r.communicate()[0] for r in runs]
+    for r in runs:
+        if r.returncode != 0:
+            raise subprocess.CalledProcessError(r.returncode, cmd)
+    return [json.loads(o)["benchmarks"][0] for o in outs]
 
 
 def seconds(b, key):
@@ -71,6 +87,9 @@ def main():
                for dtype in ("float32", "float64")]
     ours, base, theirs, flops, peak, step, two = {}, {}, {}, {}, {}, [], []
     pinned = {0: [], 1: []}
+    # both cores busy at once, over one alone: independent trainings, and
+    # the per-step product (compute-bound, in cache) as the control
+    together = {"training": [], "product": []}
     steal0, clock0 = steal_jiffies(), os.times().elapsed
     for _ in range(a.rounds):
         for cell, dtype in configs:
@@ -97,6 +116,13 @@ def main():
                 b = core_bench(binary, "^BM_TrainBatch<float>/cell:0/threads:1/",
                                cpu=cpu)[one]
                 pinned[cpu].append(b["items_per_second"])
+            pair = core_bench_pair(binary, f"^{one.replace('/real_time', '')}/")
+            together["training"].append(
+                sum(b["items_per_second"] for b in pair) / pinned[0][-1])
+            alone = core_bench(binary, "^BM_StepGemm$", cpu=0)["BM_StepGemm"]
+            pair = core_bench_pair(binary, "^BM_StepGemm$")
+            together["product"].append(
+                sum(b["gemm_flops"] for b in pair) / alone["gemm_flops"])
     steal = (steal_jiffies() - steal0) / os.sysconf("SC_CLK_TCK") / (
         (os.times().elapsed - clock0) * (os.cpu_count() or 1))
 
@@ -128,6 +154,9 @@ def main():
     if pinned[0]:
         print(f"one thread pinned to core 0: {med(pinned[0]):,.0f} samples/s, "
               f"to core 1: {med(pinned[1]):,.0f} samples/s (wall time)")
+        print(f"two independent one-thread trainings at once, pinned to cores 0 "
+              f"and 1, over one alone: {med(together['training']):.2f}x; the "
+              f"per-step product the same way: {med(together['product']):.2f}x")
 
 
 def cpu_name():

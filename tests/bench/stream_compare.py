@@ -10,7 +10,7 @@ the same machine load, and both get columns. The load average at the start
 and end of the runs is printed: on a busy machine the ratios move a lot.
 
 usage: /usr/bin/python3 tests/bench/stream_compare.py [--runs 3] [--seconds 3]
-           [--before OLD_STREAM_LOAD] [STREAM_LOAD]
+           [--before OLD_STREAM_LOAD] [--raw RUNS.json] [STREAM_LOAD]
 """
 import argparse
 import json
@@ -52,6 +52,7 @@ def main():
     p.add_argument("--before", help="a second stream_load to alternate with")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3)
+    p.add_argument("--raw", help="also write every run's JSON to this file")
     args = p.parse_args()
     builds = {"before": args.before} if args.before else {}
     builds["after" if args.before else "this build"] = args.binary
@@ -70,11 +71,18 @@ def main():
     print("| S | " + " | ".join(f"{n}: p50 ratio | {n}: throughput ratio"
                                 for n in names) + " |")
     print("|---:|" + "---:|---:|" * len(names))
-    sessions = [pt["sessions"] for pt in results[names[0]][0]["streams"]]
-    for i, s in enumerate(sessions):
+    def points(n, s):  # the runs' points at S = s (none if that build has none)
+        return [pt for r in results[n] for pt in r["streams"] if pt["sessions"] == s]
+
+    sessions = sorted({pt["sessions"] for n in names for r in results[n]
+                       for pt in r["streams"]})
+    for s in sessions:
         cells = []
         for n in names:
-            pts = [r["streams"][i] for r in results[n]]
+            pts = points(n, s)
+            if not pts:  # e.g. an older stream_load without S = 1,024
+                cells += ["–", "–"]
+                continue
             cells.append(cell([pt["spinnet"]["p50_us"] / pt["echo"]["p50_us"]
                                for pt in pts]))
             cells.append(cell([pt["spinnet"]["steps_per_second"] /
@@ -82,21 +90,29 @@ def main():
         print(f"| {s:,} | " + " | ".join(cells) + " |")
     print()
     for n in names:
-        opens = [r["opens"] for r in results[n]]
-        print(f"- {n}: open rate ({opens[0]['concurrency']} concurrent "
-              f"one-step sessions) spinnet "
-              f"{cell([o['spinnet']['sessions_per_second'] for o in opens], '{:,.0f}')}/s, "
-              f"echo {cell([o['echo']['sessions_per_second'] for o in opens], '{:,.0f}')}/s, "
-              f"ratio {cell([o['spinnet']['sessions_per_second'] / o['echo']['sessions_per_second'] for o in opens])}; "
-              f"p50 to the first answer {cell([o['spinnet']['p50_us'] for o in opens], '{:,.0f}')} µs "
-              f"vs {cell([o['echo']['p50_us'] for o in opens], '{:,.0f}')} µs")
-        for i, s in enumerate(sessions):
-            pts = [r["streams"][i] for r in results[n]]
+        opens = [r["opens"] for r in results[n] if "opens" in r]
+        if opens:
+            print(f"- {n}: open rate ({opens[0]['concurrency']} concurrent "
+                  f"one-step sessions) spinnet "
+                  f"{cell([o['spinnet']['sessions_per_second'] for o in opens], '{:,.0f}')}/s, "
+                  f"echo {cell([o['echo']['sessions_per_second'] for o in opens], '{:,.0f}')}/s, "
+                  f"ratio {cell([o['spinnet']['sessions_per_second'] / o['echo']['sessions_per_second'] for o in opens])}; "
+                  f"p50 to the first answer {cell([o['spinnet']['p50_us'] for o in opens], '{:,.0f}')} µs "
+                  f"vs {cell([o['echo']['p50_us'] for o in opens], '{:,.0f}')} µs")
+        else:
+            print(f"- {n}: no open-rate point")
+        for s in sessions:
+            pts = points(n, s)
+            if not pts:
+                continue
             print(f"  - S = {s:,}: spinnet p50 "
                   f"{statistics.median(pt['spinnet']['p50_us'] for pt in pts):,.0f} µs, "
                   f"{statistics.median(pt['spinnet']['steps_per_second'] for pt in pts):,.0f} steps/s; "
                   f"echo p50 {statistics.median(pt['echo']['p50_us'] for pt in pts):,.0f} µs, "
                   f"{statistics.median(pt['echo']['steps_per_second'] for pt in pts):,.0f} steps/s")
+    if args.raw:
+        with open(args.raw, "w") as f:
+            json.dump(results, f)
 
 
 if __name__ == "__main__":
