@@ -133,15 +133,15 @@ absl::Status TokenAuthorizer::Authorize(const grpc::ServerContextBase& ctx,
   const TokenClient* client =
       Identify(*current, ctx.client_metadata(), &ctx, &status);
   if (client == nullptr) {
-    SPINNET_LOG(Warning, "refused ", rpc, " from ", ctx.peer(), ": ",
-                status.message());
+    SPINNET_LOG_LIMITED(Warning, "refused ", rpc, " from ", ctx.peer(), ": ",
+                        status.message());
     return status;
   }
   if (client->role < *needed) {
     status = absl::PermissionDeniedError(absl::StrCat(
         "client '", client->name, "' has role ", RoleName(client->role),
         "; ", rpc, " needs role ", RoleName(*needed)));
-    SPINNET_LOG(Warning, "denied: ", status.message());
+    SPINNET_LOG_LIMITED(Warning, "denied: ", status.message());
     return status;
   }
   if (*needed != Role::kReader) {
