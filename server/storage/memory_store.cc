@@ -72,6 +72,10 @@ void MemoryStore::Write(JobRow* row, const v1::TrainingJob& job) {
   row->job = job;
   row->job.set_cancel_requested(cancel && !IsTerminal(job.state()));
   row->job.set_revision(++revision_);
+  if (IsTerminal(job.state())) {  // however it ended: nothing resumes it
+    blobs_.Delete(CheckpointBlobKey(job.id())).IgnoreError();
+    blobs_.Delete(PreviousCheckpointBlobKey(job.id())).IgnoreError();
+  }
 }
 
 void MemoryStore::Notify(const std::string& job_id) {
@@ -242,8 +246,6 @@ absl::StatusOr<v1::TrainingJob> MemoryStore::FinishJob(
     }
     Write(row, job);
     row->token = 0;
-    RETURN_IF_ERROR(blobs_.Delete(CheckpointBlobKey(job.id())));
-    RETURN_IF_ERROR(blobs_.Delete(PreviousCheckpointBlobKey(job.id())));
     job = row->job;
   }
   Notify(lease.job_id);

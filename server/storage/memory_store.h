@@ -97,8 +97,9 @@ class MemoryStore : public Store {
 
   // The row a lease still holds, or null.
   JobRow* Leased(const Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Stores `job` in `row` with the next revision; the change callback runs
-  // after the lock is released (see Notify).
+  // Stores `job` in `row` with the next revision, and drops the checkpoints
+  // of a job that has ended; the change callback runs after the lock is
+  // released (see Notify).
   void Write(JobRow* row, const v1::TrainingJob& job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const std::string& job_id);

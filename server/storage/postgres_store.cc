@@ -234,7 +234,8 @@ struct StoredJob {
 };
 
 // Stores `job` as row `id` with the next revision. A cancel request is kept
-// until the job ends. Lease times are the database's.
+// until the job ends, and so are its checkpoints, however it ends. Lease
+// times are the database's.
 absl::StatusOr<StoredJob> UpdateJob(PgConnection& conn, const std::string& id,
                                     const v1::TrainingJob& job,
                                     const JobUpdate& update) {
@@ -277,6 +278,12 @@ absl::StatusOr<StoredJob> UpdateJob(PgConnection& conn, const std::string& id,
   StoredJob stored{job, rows.Int(0, 2)};
   stored.job.set_revision(rows.Int(0, 0));
   stored.job.set_cancel_requested(rows.Bool(0, 1));
+  if (IsTerminal(job.state())) {
+    RETURN_IF_ERROR(conn.Exec("DELETE FROM blobs WHERE key IN ($1, $2)",
+                              {CheckpointBlobKey(id),
+                               PreviousCheckpointBlobKey(id)})
+                        .status());
+  }
   return stored;
 }
 
@@ -691,8 +698,7 @@ absl::StatusOr<v1::TrainingJob> PostgresStore::FinishJob(
     }
     ASSIGN_OR_RETURN(
         stored, UpdateJob(conn, lease.job_id, job, JobUpdate::ClearLease()));
-    RETURN_IF_ERROR(DeleteBlob(conn, CheckpointBlobKey(job.id())));
-    return DeleteBlob(conn, PreviousCheckpointBlobKey(job.id()));
+    return absl::OkStatus();
   }));
   Notify(lease.job_id);
   return stored.job;

@@ -893,25 +893,30 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::FinishJob(
     job = *std::move(stored);
     return absl::OkStatus();
   }));
-  // After the commit: a crash before this leaves files that nothing reads.
+  DropCheckpoints(job.id());
+  return job;
+}
+
+void SqliteStore::DropCheckpoints(const std::string& job_id) {
   for (const std::string& key :
-       {CheckpointBlobKey(job.id()), PreviousCheckpointBlobKey(job.id())}) {
+       {CheckpointBlobKey(job_id), PreviousCheckpointBlobKey(job_id)}) {
     if (absl::Status s = blobs_.Delete(key); !s.ok()) {
-      SPINNET_LOG(Warning, "job ", job.id(), ": ", s.ToString());
+      SPINNET_LOG(Warning, "job ", job_id, ": ", s.ToString());
     }
   }
-  return job;
 }
 
 absl::Status SqliteStore::ReleaseJob(const Lease& lease,
                                      const v1::TrainingJob& job) {
-  return WithLease(lease, [&]() -> absl::Status {
+  v1::TrainingJob released = job;
+  RETURN_IF_ERROR(WithLease(lease, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(const bool cancel, CancelRequested(db_.get(), job.id()));
-    v1::TrainingJob released = job;
     ApplyRelease(cancel, &released);
     RETURN_IF_ERROR(WriteJob(db_.get(), released));
     return SetLease(db_.get(), job.id(), 0, absl::InfinitePast());
-  });
+  }));
+  if (IsTerminal(released.state())) DropCheckpoints(job.id());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::TrainingJob> SqliteStore::CancelJob(const std::string& id) {
@@ -928,13 +933,15 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::CancelJob(const std::string& id) {
     RETURN_IF_ERROR(txn.Commit());
     out = *std::move(stored);
   }
+  // A job cancelled while queued may hold an earlier attempt's checkpoints.
+  if (IsTerminal(out.state())) DropCheckpoints(id);
   Notify(id);
   return out;
 }
 
 absl::StatusOr<ReapResult> SqliteStore::ReapExpiredLeases(int max_attempts) {
   ReapResult result;
-  std::vector<std::string> changed;
+  std::vector<std::string> changed, ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
@@ -955,9 +962,11 @@ absl::StatusOr<ReapResult> SqliteStore::ReapExpiredLeases(int max_attempts) {
       RETURN_IF_ERROR(WriteJob(db, job));
       RETURN_IF_ERROR(SetLease(db, job.id(), 0, absl::InfinitePast()));
       changed.push_back(job.id());
+      if (IsTerminal(job.state())) ended.push_back(job.id());
     }
     RETURN_IF_ERROR(txn.Commit());
   }
+  for (const std::string& id : ended) DropCheckpoints(id);
   for (const std::string& id : changed) Notify(id);
   return result;
 }
@@ -1080,7 +1089,7 @@ absl::StatusOr<std::vector<v1::TrainingJob>> SqliteStore::ListSweepJobs(
 
 absl::StatusOr<v1::Sweep> SqliteStore::CancelSweep(const std::string& id) {
   v1::Sweep out;
-  std::vector<std::string> changed;
+  std::vector<std::string> changed, ended;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
@@ -1104,11 +1113,13 @@ absl::StatusOr<v1::Sweep> SqliteStore::CancelSweep(const std::string& id) {
     ASSIGN_OR_RETURN(std::vector<v1::TrainingJob> jobs, ParseAllJobs(open));
     for (v1::TrainingJob& job : jobs) {
       changed.push_back(job.id());
+      if (job.state() == v1::JOB_STATE_QUEUED) ended.push_back(job.id());
       RETURN_IF_ERROR(CancelRow(db, std::move(job)));
     }
     RETURN_IF_ERROR(txn.Commit());
     out = *std::move(sweep);
   }
+  for (const std::string& job_id : ended) DropCheckpoints(job_id);
   for (const std::string& job_id : changed) Notify(job_id);
   return out;
 }

@@ -111,6 +111,10 @@ class SqliteStore : public Store {
   absl::Status WithLease(const Lease& lease,
                          const std::function<absl::Status()>& change);
   void Notify(const std::string& job_id);
+  // Deletes the checkpoint files of a job that has ended, after the commit
+  // that ended it (nothing resumes it; a crash in between leaves files that
+  // nothing reads). Failures are logged.
+  void DropCheckpoints(const std::string& job_id);
 
   const std::string dir_;
   const int lock_fd_;  // flock on <dir>/LOCK, released on close

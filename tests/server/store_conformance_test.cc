@@ -917,6 +917,77 @@ TEST_P(StoreTest, SweepRequestIdAndLimitsInsertAllOrNothing) {
               StatusIs(Code::kInvalidArgument, ""));
 }
 
+// A job's checkpoints are deleted however it ends: finished by its worker,
+// released or reaped with a cancel pending, reaped out of attempts, or
+// cancelled in the queue (alone or with its sweep) after an earlier attempt
+// left checkpoints. A job going back to the queue keeps them.
+TEST_P(StoreTest, EveryWayAJobEndsDeletesItsCheckpoints) {
+  const auto checkpoints = [&](const std::string& id) {
+    absl::StatusOr<Store::Checkpoints> c = store_->LoadCheckpoints(id);
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? c->newest_first.size() + c->skipped.size() : 0;
+  };
+  // Claims job `id`, the oldest queued, and records two epochs with
+  // checkpoints.
+  const auto run_two_epochs = [&](const std::string& id, absl::Duration ttl) {
+    ClaimedJob claimed = Claim(ttl);
+    EXPECT_EQ(claimed.lease.job_id, id);
+    for (int epoch = 1; epoch <= 2; ++epoch) {
+      claimed.job.set_epochs_done(epoch);
+      const absl::Status s = store_->RecordEpoch(
+          claimed.lease, claimed.job, MakeEpoch(epoch, 1.0),
+          absl::StrCat("ckpt-", epoch));
+      EXPECT_TRUE(s.ok()) << s;
+    }
+    EXPECT_EQ(checkpoints(claimed.lease.job_id), 2u);
+    return claimed;
+  };
+  InsertJobs({"finished", "released", "requeued", "reaped", "failed"});
+  // The sweep's job after those (InsertJobs' clock is in ms).
+  const int64_t later_us = 2'000'000'000'000'000;
+  ASSERT_OK(store_->InsertSweep(MakeSweep("s", later_us),
+                                SweepJobs("s", 1, later_us), 100));
+
+  ClaimedJob c = run_two_epochs("finished", kLongTtl);
+  c.job.set_state(v1::JOB_STATE_FAILED);
+  c.job.set_failure_reason("diverged");
+  ASSERT_OK(store_->FinishJob(c.lease, c.job, std::nullopt));
+  EXPECT_EQ(checkpoints("finished"), 0u);
+
+  c = run_two_epochs("released", kLongTtl);  // with a cancel pending
+  ASSERT_OK(store_->CancelJob("released"));
+  ASSERT_OK(store_->ReleaseJob(c.lease, c.job));
+  ASSERT_OK_AND_ASSIGN(v1::TrainingJob j, store_->GetJob("released"));
+  EXPECT_EQ(j.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(checkpoints("released"), 0u);
+
+  c = run_two_epochs("requeued", kLongTtl);  // to resume later, then cancelled
+  ASSERT_OK(store_->ReleaseJob(c.lease, c.job));
+  ASSERT_OK_AND_ASSIGN(j, store_->GetJob("requeued"));
+  EXPECT_EQ(j.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(checkpoints("requeued"), 2u);
+  ASSERT_OK_AND_ASSIGN(j, store_->CancelJob("requeued"));
+  EXPECT_EQ(j.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(checkpoints("requeued"), 0u);
+
+  run_two_epochs("reaped", kShortTtl);  // with a cancel pending
+  ASSERT_OK(store_->CancelJob("reaped"));
+  run_two_epochs("failed", kShortTtl);  // reaped out of attempts
+  absl::SleepFor(kExpired);
+  ASSERT_OK_AND_ASSIGN(ReapResult reaped, store_->ReapExpiredLeases(1));
+  EXPECT_EQ(reaped.cancelled, 1);
+  EXPECT_EQ(reaped.failed, 1);
+  EXPECT_EQ(checkpoints("reaped"), 0u);
+  EXPECT_EQ(checkpoints("failed"), 0u);
+
+  c = run_two_epochs("s-0", kLongTtl);  // the sweep's, queued again
+  ASSERT_OK(store_->ReleaseJob(c.lease, c.job));
+  ASSERT_OK(store_->CancelSweep("s"));
+  ASSERT_OK_AND_ASSIGN(j, store_->GetJob("s-0"));
+  EXPECT_EQ(j.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(checkpoints("s-0"), 0u);
+}
+
 TEST_P(StoreTest, CancelSweepCancelsItsOpenJobs) {
   ASSERT_OK(store_->InsertSweep(MakeSweep("s1", 100), SweepJobs("s1", 4, 100),
                                 100));
