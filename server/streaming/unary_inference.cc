@@ -13,31 +13,47 @@
 
 namespace spinnet::server {
 
+namespace {
+
+// A call's sequences: between 1 and `limit` of them, each whole time steps
+// of `d` finite values.
+absl::Status CheckSequences(
+    const google::protobuf::RepeatedPtrField<v1::Sequence>& sequences, int d,
+    int limit, absl::string_view verb) {
+  if (sequences.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequences: none to ", verb, "; send at least one"));
+  }
+  if (sequences.size() > limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequences: ", sequences.size(), " in one call; the limit is ", limit));
+  }
+  for (int i = 0; i < sequences.size(); ++i) {
+    absl::Status s =
+        CheckSteps(absl::MakeConstSpan(sequences.Get(i).values()), d);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence ", i, ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 // The core classifies a batch of equal-length sequences, so the sequences
 // go in one batch per length.
 absl::Status ClassifySequences(const Model& model,
                                const v1::ClassifyRequest& req,
                                const std::function<bool()>& cancelled,
                                v1::ClassifyResponse* resp) {
-  const int n = req.sequences_size();
-  if (n == 0) {
-    return absl::InvalidArgumentError(
-        "no sequences to classify; send at least one");
-  }
-  if (n > kMaxSequencesPerClassify) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        n, " sequences in one call; the limit is ", kMaxSequencesPerClassify));
-  }
   const int d = model.network.input_dim;
+  RETURN_IF_ERROR(CheckSequences(req.sequences(), d, kMaxSequencesPerClassify,
+                                 "classify"));
+  const int n = req.sequences_size();
   std::map<int, std::vector<int>> by_length;  // values per sequence -> indices
   for (int i = 0; i < n; ++i) {
-    const auto& values = req.sequences(i).values();
-    absl::Status s = CheckSteps(absl::MakeConstSpan(values), d);
-    if (!s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequence ", i, ": ", s.message()));
-    }
-    by_length[values.size()].push_back(i);
+    by_length[req.sequences(i).values_size()].push_back(i);
   }
   for (int i = 0; i < n; ++i) resp->add_results();
   for (const auto& [length, indices] : by_length) {
@@ -62,34 +78,23 @@ absl::Status ClassifySequences(const Model& model,
 absl::Status TraceSequences(const LoadedModel& model,
                             const v1::TraceNeuronsRequest& req,
                             v1::TraceNeuronsResponse* resp) {
-  const int n = req.sequences_size();
-  if (n == 0) {
-    return absl::InvalidArgumentError(
-        "sequences: none to trace; send at least one");
-  }
-  if (n > kMaxTraceSequences) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sequences: ", n, " in one call; the limit is ", kMaxTraceSequences));
-  }
+  const NetworkConfig& network = model.model->network;
+  const int d = network.input_dim;
+  RETURN_IF_ERROR(
+      CheckSequences(req.sequences(), d, kMaxTraceSequences, "trace"));
   if (req.neurons_size() > kMaxTraceNeurons) {
     return absl::InvalidArgumentError(
         absl::StrCat("neurons: ", req.neurons_size(),
                      " selected; the limit is ", kMaxTraceNeurons));
   }
-  const NetworkConfig& network = model.model->network;
-  const int d = network.input_dim;
+  const int n = req.sequences_size();
   const int length = req.sequences(0).values_size();
-  for (int i = 0; i < n; ++i) {
-    const auto& values = req.sequences(i).values();
-    absl::Status s = CheckSteps(absl::MakeConstSpan(values), d);
-    if (!s.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequence ", i, ": ", s.message()));
-    }
-    if (values.size() != length) {
+  for (int i = 1; i < n; ++i) {
+    if (req.sequences(i).values_size() != length) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "sequence ", i, ": ", values.size(), " values, but sequence 0 has ",
-          length, "; traced sequences share one time axis"));
+          "sequence ", i, ": ", req.sequences(i).values_size(),
+          " values, but sequence 0 has ", length,
+          "; traced sequences share one time axis"));
     }
   }
   std::vector<NeuronRef> neurons;
