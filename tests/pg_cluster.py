@@ -5,7 +5,7 @@ As a module:
     with PgCluster() as pg:
         pg.create_database("t1")
         url = pg.url("t1")        # postgresql://spinnet@127.0.0.1:PORT/t1
-        ... pg.password ...
+        ... pg.password ... pg.password_file() ...
         pg.stop("immediate"); pg.start()   # same port, same data
 
 As a command, around another command:
@@ -136,6 +136,15 @@ class PgCluster:
 
     def create_database(self, name):
         self.psql(f'CREATE DATABASE "{name}"')
+
+    def password_file(self):
+        """A file holding the password, for --store-password-file; it lives
+        as long as the cluster."""
+        path = os.path.join(self.dir, "spinnet.pgpass")
+        if not os.path.exists(path):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(self.password + "\n")
+        return path
 
     def cleanup(self):
         """Stops the server (if a test left it running) and removes it."""

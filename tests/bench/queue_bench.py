@@ -115,9 +115,7 @@ def main():
     fleet.BUILD = os.path.abspath(args.build)
     results = []
     with PgCluster() as pg, tempfile.TemporaryDirectory() as tmp:
-        password_file = os.path.join(tmp, "pgpass")
-        with open(password_file, "w") as f:
-            f.write(pg.password + "\n")
+        password_file = pg.password_file()
         scenarios = [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)]
         for n, (kind, count) in enumerate(scenarios):
             if kind == "sqlite":

@@ -179,11 +179,8 @@ class MonitoringTest(unittest.TestCase):
             print("PostgreSQL's server is not installed: one replica on SQLite")
             stores = [["--data-dir", os.path.join(self.tmp.name, "data")]]
         else:
-            password = os.path.join(self.tmp.name, "pg_password")
-            with open(password, "w") as f:
-                f.write(self.pg.password + "\n")
             stores = [["--store", self.pg.url("spinnet"),
-                       "--store-password-file", password,
+                       "--store-password-file", self.pg.password_file(),
                        "--worker-name", f"replica-{i}"] for i in range(REPLICAS)]
         self.addresses, self.metrics_addresses = [], []
         for i, store in enumerate(stores):

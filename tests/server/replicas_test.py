@@ -84,9 +84,7 @@ class FleetTest(unittest.TestCase):
         cls.pg = PgCluster()
         cls.pg.start()
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.password_file = os.path.join(cls.tmp.name, "pgpass")
-        with open(cls.password_file, "w") as f:
-            f.write(cls.pg.password + "\n")
+        cls.password_file = cls.pg.password_file()
         # Small datasets: "tiny" (100 digits) for short jobs.
         cls.rows = digit_rows(100)
         cls.tiny = os.path.join(cls.tmp.name, "tiny.csv")

@@ -384,15 +384,11 @@ class PgConnectionLossTest(FaultCase):
     def setUpClass(cls):
         cls.pg = PgCluster()
         cls.pg.start()
-        cls.pgtmp = tempfile.TemporaryDirectory()
-        cls.password_file = os.path.join(cls.pgtmp.name, "pgpass")
-        with open(cls.password_file, "w") as f:
-            f.write(cls.pg.password + "\n")
+        cls.password_file = cls.pg.password_file()
 
     @classmethod
     def tearDownClass(cls):
         cls.pg.cleanup()
-        cls.pgtmp.cleanup()
 
     def setUp(self):
         super().setUp()
