@@ -83,7 +83,7 @@ run: build
 	$(BUILD)/server/spinnet-server --data-dir spinnet-data
 
 # Throughput benchmarks, with eager PyTorch side by side, the paper's Fig. 3a
-# study per core-hour (about 15 minutes on the 2-core VM; e.g.
+# study per core-hour (about 12 minutes on the idle 2-core VM; e.g.
 # STUDY_BENCH_FLAGS="--seeds 1 --epochs 10" for a quick estimate), the job
 # queue on SQLite and PostgreSQL, and StreamClassify next to a bare gRPC echo
 # stream (tests/bench/). BASELINE=path/to/core_bench of another build adds

@@ -14,7 +14,10 @@ same conditions; the Python client is always BUILD's.
 
 usage: /usr/bin/python3 tests/bench/study_bench.py [--build build]
            [--server-binary PATH] [--seeds 10] [--epochs 30] [--workers 2]
-           [--threads 1] [--label NAME] [--header]
+           [--label NAME] [--header]
+
+Each training runs on one thread: the server's sweeps train every point on
+one thread (core/sweep.cc), so the parallelism is --workers.
 """
 import argparse
 import os
@@ -36,7 +39,7 @@ def cpu_seconds(pid):
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(build, server_binary, seeds, epochs, workers, threads):
+def run(build, server_binary, seeds, epochs, workers):
     data = tempfile.mkdtemp(prefix="study-bench-")
     try:
         server = subprocess.Popen(
@@ -58,7 +61,6 @@ def run(build, server_binary, seeds, epochs, workers, threads):
                 ["/usr/bin/python3", "-m", "spinnet.study", "fig3a",
                  "--server", m.group(1), "--seeds", str(seeds),
                  "--epochs", str(epochs), "--dt-in", DT_IN,
-                 "--set", f"threads={threads}",
                  "--out", os.path.join(data, "out")],
                 env=env, check=True, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
@@ -80,13 +82,11 @@ def main():
     p.add_argument("--epochs", type=int, default=FULL_EPOCHS)
     p.add_argument("--workers", type=int, default=2,
                    help="the server's --training-workers")
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads each training splits its batches over")
     p.add_argument("--label", default="", help="first column of the row")
     p.add_argument("--header", action="store_true", help="print the header")
     a = p.parse_args()
     binary = a.server_binary or os.path.join(a.build, "server", "spinnet-server")
-    wall, cpu = run(a.build, binary, a.seeds, a.epochs, a.workers, a.threads)
+    wall, cpu = run(a.build, binary, a.seeds, a.epochs, a.workers)
     runs = TAUS * len(DT_IN.split(",")) * a.seeds
     # A training's cost is linear in its epochs; the full study is 210 runs
     # of 30 epochs.
@@ -94,11 +94,11 @@ def main():
         runs * a.epochs)
     core_hours = cpu * scale / 3600
     if a.header:
-        print("| build | trainings x epochs | workers x threads | wall | CPU | "
+        print("| build | trainings x epochs | workers | wall | CPU | "
               "core-hours per full Fig. 3a study | studies per core-hour |")
         print("|---|---|---|---|---|---|---|")
     print(f"| {a.label or binary} | {runs} x {a.epochs} | "
-          f"{a.workers} x {a.threads} | "
+          f"{a.workers} | "
           f"{wall:.0f} s | {cpu:.0f} s | {core_hours:.3f} | "
           f"{1 / core_hours:.1f} |")
 
