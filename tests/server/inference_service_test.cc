@@ -328,7 +328,7 @@ TEST_F(InferenceServiceTest, ClassifyRejectsBadRequests) {
       {"empty model name", "", {good}, grpc::StatusCode::INVALID_ARGUMENT,
        "model"},
       {"no sequences", "m", {}, grpc::StatusCode::INVALID_ARGUMENT,
-       "no sequences"},
+       "sequences: none to classify"},
       {"empty sequence", "m", {good, {}}, grpc::StatusCode::INVALID_ARGUMENT,
        "sequence 1: no values"},
       {"wrong dimension", "m", {{1, 2, 3}}, grpc::StatusCode::INVALID_ARGUMENT,
