@@ -13,9 +13,10 @@ per-step product alone (BM_StepGemm), and the two-thread scaling beside one
 thread pinned to each core (taskset), which shows a slower or shared second
 core, and two independent trainings at once, one per core, with the
 per-step product run the same way as the control (in cache, so it shows
-what the cores themselves lose when both work). With --baseline, a core_bench built from another commit (e.g. before a
-change) runs in the same rounds and gets its own column. Needs Debian's
-python3-torch (`make bench` installs it).
+what the cores themselves lose when both work). With --baseline, a
+core_bench built from another commit (e.g. before a change) runs in the
+same rounds and gets its own column. Needs Debian's python3-torch (`make
+bench` installs it).
 
 usage: /usr/bin/python3 tests/bench/compare_torch.py [--build build] [--rounds 3]
            [--baseline path/to/other/core_bench]
@@ -29,22 +30,24 @@ import subprocess
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def core_bench(binary, pattern, cpu=None):
+def bench_command(binary, pattern, cpu=None):
     """`cpu`: run pinned to that core."""
     pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    out = subprocess.run(
-        pin + [binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
-               "--benchmark_min_time=1"], check=True, capture_output=True,
-        text=True)
+    return pin + [binary, f"--benchmark_filter={pattern}",
+                  "--benchmark_format=json", "--benchmark_min_time=1"]
+
+
+def core_bench(binary, pattern, cpu=None):
+    out = subprocess.run(bench_command(binary, pattern, cpu), check=True,
+                         capture_output=True, text=True)
     return {b["name"]: b for b in json.loads(out.stdout)["benchmarks"]}
 
 
 def core_bench_pair(binary, pattern):
     """Two copies of one benchmark at once, pinned to cores 0 and 1: what
     each core keeps of its speed while the other works too."""
-    cmd = [binary, f"--benchmark_filter={pattern}", "--benchmark_format=json",
-           "--benchmark_min_time=1"]
-    runs = [subprocess.Popen(["taskset", "-c", str(cpu)] + cmd,
+    cmd = bench_command(binary, pattern)
+    runs = [subprocess.Popen(bench_command(binary, pattern, cpu),
                              stdout=subprocess.PIPE, text=True) for cpu in (0, 1)]
     outs = [r.communicate()[0] for r in runs]
     for r in runs:
