@@ -412,16 +412,17 @@ absl::StatusOr<int64_t> InsertJobRow(sqlite3* db, const v1::TrainingJob& job) {
 }
 
 // Cancels `job`, which has not ended, as CancelJob does: a QUEUED job ends
-// now, a RUNNING one gets cancel_requested.
-absl::Status CancelRow(sqlite3* db, v1::TrainingJob job) {
+// now, a RUNNING one gets cancel_requested. Returns whether the job ended.
+absl::StatusOr<bool> CancelRow(sqlite3* db, v1::TrainingJob job) {
   if (job.state() == v1::JOB_STATE_QUEUED) ApplyCancel(&job);
   RETURN_IF_ERROR(WriteJob(db, job));
-  if (job.state() != v1::JOB_STATE_RUNNING) return absl::OkStatus();
+  if (job.state() != v1::JOB_STATE_RUNNING) return true;
   ASSIGN_OR_RETURN(Statement stmt,
                    Statement::Prepare(db, "UPDATE jobs SET cancel_requested "
                                           "= 1 WHERE id = ?1"));
   stmt.BindText(1, job.id());
-  return stmt.Run();
+  RETURN_IF_ERROR(stmt.Run());
+  return false;
 }
 
 // The create time of row `id` of table `kind`s ("job": jobs), where a page
@@ -921,6 +922,7 @@ absl::Status SqliteStore::ReleaseJob(const Lease& lease,
 
 absl::StatusOr<v1::TrainingJob> SqliteStore::CancelJob(const std::string& id) {
   v1::TrainingJob out;
+  bool ended = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sqlite3* db = db_.get();
@@ -928,13 +930,13 @@ absl::StatusOr<v1::TrainingJob> SqliteStore::CancelJob(const std::string& id) {
     ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> job, FindJob(db, id));
     if (!job.has_value()) return JobNotFound(id);
     if (IsTerminal(job->state())) return AlreadyEnded(*job);
-    RETURN_IF_ERROR(CancelRow(db, *std::move(job)));
+    ASSIGN_OR_RETURN(ended, CancelRow(db, *std::move(job)));
     ASSIGN_OR_RETURN(std::optional<v1::TrainingJob> stored, FindJob(db, id));
     RETURN_IF_ERROR(txn.Commit());
     out = *std::move(stored);
   }
   // A job cancelled while queued may hold an earlier attempt's checkpoints.
-  if (IsTerminal(out.state())) DropCheckpoints(id);
+  if (ended) DropCheckpoints(id);
   Notify(id);
   return out;
 }
@@ -1113,8 +1115,8 @@ absl::StatusOr<v1::Sweep> SqliteStore::CancelSweep(const std::string& id) {
     ASSIGN_OR_RETURN(std::vector<v1::TrainingJob> jobs, ParseAllJobs(open));
     for (v1::TrainingJob& job : jobs) {
       changed.push_back(job.id());
-      if (job.state() == v1::JOB_STATE_QUEUED) ended.push_back(job.id());
-      RETURN_IF_ERROR(CancelRow(db, std::move(job)));
+      ASSIGN_OR_RETURN(const bool job_ended, CancelRow(db, std::move(job)));
+      if (job_ended) ended.push_back(changed.back());
     }
     RETURN_IF_ERROR(txn.Commit());
     out = *std::move(sweep);
